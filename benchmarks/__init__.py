@@ -1,0 +1,1 @@
+"""Run-time and throughput benchmarks (paper Table II)."""

@@ -1,0 +1,1 @@
+"""Dataset indexing (readers), frame/mask decoding, synthetic clips and the Lightning datamodule."""

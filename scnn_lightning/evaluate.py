@@ -1,0 +1,306 @@
+"""Evaluate any method's saliency maps against ground truth (paper §IV-A figures, PySOD conventions).
+
+    python -m scnn_lightning.evaluate --pred DIR --gt DIR --out DIR [--protocol pysod|davsod] [--no-temporal]
+
+Maps are matched to ground truth by sequence and file stem. Accepted layouts, both sides:
+`<seq>/<stem>.png` or a flat folder `<stem>.png`; the ground-truth side may also be a DAVSOD-style
+dataset root, `<seq>/ground-truth/<stem>.png` (frames then come from `<seq>/Imgs/`, which enables
+temporal consistency). A flat prediction folder is matched by stem alone. Maps of another size are
+resized (in memory) to the ground truth. Missing and extra maps are listed in `metrics.json` and on
+stderr. Writes `metrics.json`, `curves.json`, `per_sequence.csv` and `pr_curve.png` under `--out`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import re
+import sys
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from scnn_lightning.errors import DataError
+from scnn_lightning.metrics.functional import image_scores
+from scnn_lightning.metrics.sod import PROTOCOLS, SODMetrics
+from scnn_lightning.metrics.temporal import FlowFn, sequence_flickers
+from scnn_lightning.utils import atomic_path, write_json
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+SCALAR_KEYS = ("mae", "max_f", "mean_f", "adp_f", "s_measure", "max_e", "mean_e", "adp_e", "w_f")
+DAVSOD_GT, DAVSOD_FRAMES = "ground-truth", "Imgs"
+FLAT = ""  # sequence name used for files that sit directly in the root
+
+
+def natural_key(name: str):
+    """Sort 'f2' before 'f10'."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+def _images_in(folder: Path) -> dict[str, Path]:
+    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")]
+    found: dict[str, Path] = {}
+    for path in sorted(files):
+        if path.stem not in found or path.suffix.lower() == ".png":  # a PNG wins over a lossy twin
+            found[path.stem] = path
+    return found
+
+
+def index_maps(root: str | Path, inner: str | None = None) -> dict[str, dict[str, Path]]:
+    """{sequence: {stem: path}} for `root/<seq>/[inner/]<stem>.*` plus flat `root/<stem>.*` files."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(root, "is not a directory")
+    found: dict[str, dict[str, Path]] = {}
+    flat = _images_in(root)
+    if flat:
+        found[FLAT] = flat
+    for seq_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        folder = seq_dir / inner if inner and (seq_dir / inner).is_dir() else seq_dir
+        maps = _images_in(folder)
+        if maps:
+            found[seq_dir.name] = maps
+    return found
+
+
+def is_davsod_layout(root: Path) -> bool:
+    return any((p / DAVSOD_GT).is_dir() for p in root.iterdir() if p.is_dir())
+
+
+@dataclass
+class Matching:
+    """Ground-truth frames per sequence (natural order) with their prediction, plus what did not match."""
+
+    pairs: dict[str, list[tuple[str, Path, Path]]] = field(default_factory=dict)  # seq -> [(stem, pred, gt)]
+    missing: list[str] = field(default_factory=list)
+    extra: list[str] = field(default_factory=list)
+
+
+def _label(seq: str, stem: str) -> str:
+    return f"{seq}/{stem}" if seq else stem
+
+
+def match_maps(preds: dict[str, dict[str, Path]], gts: dict[str, dict[str, Path]]) -> Matching:
+    """Pair predictions with ground truth by (sequence, stem); a flat prediction folder matches by stem."""
+    if set(preds) == {FLAT} and set(gts) != {FLAT}:
+        owners = defaultdict(list)
+        for seq, frames in gts.items():
+            for stem in frames:
+                owners[stem].append(seq)
+        clashes = [s for s, seqs in owners.items() if len(seqs) > 1 and s in preds[FLAT]]
+        if clashes:
+            raise DataError(next(iter(preds[FLAT].values())).parent,
+                            f"flat prediction folder but stems repeat across GT sequences (e.g. {clashes[0]!r})")
+        regrouped: dict[str, dict[str, Path]] = defaultdict(dict)
+        for stem, path in preds[FLAT].items():
+            regrouped[owners[stem][0] if stem in owners else FLAT][stem] = path
+        preds = dict(regrouped)
+    result = Matching()
+    for seq in sorted(gts, key=natural_key):
+        pred_seq = preds.get(seq, {})
+        pairs = []
+        for stem in sorted(gts[seq], key=natural_key):
+            if stem in pred_seq:
+                pairs.append((stem, pred_seq[stem], gts[seq][stem]))
+            else:
+                result.missing.append(_label(seq, stem))
+        if pairs:
+            result.pairs[seq] = pairs
+    for seq, frames in preds.items():
+        result.extra += [_label(seq, stem) for stem in frames if stem not in gts.get(seq, {})]
+    return result
+
+
+def read_gray(path: Path) -> np.ndarray:
+    """An 8-bit single-channel image (colour files are converted to luma, 16-bit ones scaled)."""
+    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if image is None:
+        raise DataError(path, "cannot be decoded as an image")
+    return image
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise DataError(path, "cannot be decoded as an image")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def read_prediction(path: Path, size: tuple[int, int]) -> np.ndarray:
+    """A map as float32 in [0, 1], resized to `size` (H, W) when it differs (the file is untouched)."""
+    pred = read_gray(path)
+    if pred.shape != size:
+        pred = cv2.resize(pred, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+    return pred.astype(np.float32) / 255
+
+
+def score_pair(pred_path: Path, gt_path: Path) -> tuple[torch.Tensor, np.ndarray]:
+    """Per-image score row and the (resized) float map; a bad pair raises `DataError` naming the file."""
+    gt = read_gray(gt_path)
+    pred = read_prediction(pred_path, gt.shape)
+    try:
+        return image_scores(torch.from_numpy(pred), torch.from_numpy(gt)), pred
+    except ValueError as err:
+        raise DataError(pred_path, f"cannot be scored against {gt_path}: {err}") from err
+
+
+def frame_paths(frames_root: Path, seq: str) -> dict[str, Path]:
+    """Frame images of a sequence: `<root>/<seq>/Imgs/*` or `<root>/<seq>/*` (flat: `<root>/*`)."""
+    folder = frames_root / seq if seq else frames_root
+    if (folder / DAVSOD_FRAMES).is_dir():
+        folder = folder / DAVSOD_FRAMES
+    return _images_in(folder) if folder.is_dir() else {}
+
+
+def sequence_temporal(pairs, maps: dict[str, np.ndarray], frames: dict[str, Path], flow_fn: FlowFn | None) -> list[float]:
+    """Flicker values of one sequence over runs of evaluated maps that are adjacent in the video."""
+    order = sorted(frames, key=natural_key)
+    position = {stem: i for i, stem in enumerate(order)}
+    stems = [stem for stem, _, _ in pairs if stem in position]
+    values: list[float] = []
+    run: list[str] = []
+    for stem in stems + [None]:
+        if stem is not None and (not run or position[stem] == position[run[-1]] + 1):
+            run.append(stem)
+            continue
+        if len(run) >= 2:
+            images = [read_rgb(frames[s]) for s in run]
+            run_maps = [_fit(maps[s], img.shape[:2]) for s, img in zip(run, images)]
+            values += sequence_flickers(run_maps, images, flow_fn)
+        run = [stem] if stem is not None else []
+    return values
+
+
+def _fit(saliency: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    return saliency if saliency.shape == size else cv2.resize(saliency, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+
+
+def _figures(result: dict) -> dict:
+    return {key: result[key] for key in SCALAR_KEYS}
+
+
+def evaluate_folders(
+    pred: str | Path,
+    gt: str | Path,
+    out: str | Path,
+    protocol: str = "pysod",
+    frames: str | Path | None = None,
+    *,
+    temporal: bool = True,
+    flow_fn: FlowFn | None = None,
+) -> dict:
+    """Evaluate the maps under `pred` against `gt`, write the reports under `out`, return metrics.json's dict.
+
+    `frames`: root of the video frames for temporal consistency (default: the GT root when it has the
+    DAVSOD layout). `flow_fn(img0, img1) -> (H, W, 2)` defaults to `motion.flow.compute_flow`.
+    """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; choose one of {PROTOCOLS}")
+    pred_root, gt_root, out = Path(pred), Path(gt), Path(out)
+    davsod_layout = gt_root.is_dir() and is_davsod_layout(gt_root)
+    gts = index_maps(gt_root, DAVSOD_GT if davsod_layout else None)
+    if not gts:
+        raise DataError(gt_root, "holds no ground-truth images (<seq>/<stem>.png, <stem>.png or <seq>/ground-truth/<stem>.png)")
+    matching = match_maps(index_maps(pred_root), gts)
+    if not matching.pairs:
+        raise DataError(pred_root, f"no prediction map matches any of the {sum(map(len, gts.values()))} ground-truth frames under {gt_root}")
+    _warn_unmatched(matching)
+
+    frames_root = Path(frames) if frames is not None else (gt_root if davsod_layout else None)
+    overall = SODMetrics(protocol=protocol)
+    rows_out, all_flickers = [], []
+    for seq, pairs in matching.pairs.items():
+        per_seq = SODMetrics(protocol="pysod")
+        maps = {}
+        for index, (stem, pred_path, gt_path) in enumerate(pairs):
+            row, maps[stem] = score_pair(pred_path, gt_path)
+            overall.update(scores=row, sequence=seq, frame_index=index)
+            # The per-sequence breakdown follows the chosen protocol's frame selection.
+            if protocol == "pysod" or 0 < index < len(pairs) - 1:
+                per_seq.update(scores=row)
+        line = {"sequence": seq or ".", "frames": len(pairs)}
+        if per_seq.images > 0:
+            line.update(_figures(per_seq.compute()))
+        if temporal and frames_root is not None:
+            flickers = sequence_temporal(pairs, maps, frame_paths(frames_root, seq), flow_fn)
+            all_flickers += flickers
+            line["temporal_consistency"] = float(np.mean(flickers)) if flickers else None
+        rows_out.append(line)
+
+    result = overall.compute()
+    metrics = {
+        **_figures(result),
+        "protocol": protocol,
+        "frames": sum(len(p) for p in matching.pairs.values()),
+        "sequences": len(matching.pairs),
+        "missing_predictions": matching.missing,
+        "extra_predictions": matching.extra,
+    }
+    if all_flickers:
+        metrics["temporal_consistency"] = float(np.mean(all_flickers))
+    write_json(out / "metrics.json", metrics)
+    write_json(out / "curves.json", {k: result[k].tolist() for k in ("precision", "recall", "f_curve", "e_curve")})
+    _write_csv(out / "per_sequence.csv", rows_out)
+    _plot_pr(out / "pr_curve.png", result, label=pred_root.name, protocol=protocol)
+    return metrics
+
+
+def _warn_unmatched(matching: Matching) -> None:
+    for kind, names in (("ground-truth frames have no prediction", matching.missing), ("predictions have no ground truth", matching.extra)):
+        if names:
+            preview = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+            print(f"warning: {len(names)} {kind}: {preview}", file=sys.stderr)
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    columns = ["sequence", "frames", *SCALAR_KEYS] + (["temporal_consistency"] if any("temporal_consistency" in r for r in rows) else [])
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _plot_pr(path: Path, result: dict, *, label: str, protocol: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    ax.plot(result["recall"].numpy(), result["precision"].numpy(), label=f"{label} (max F {result['max_f']:.3f})")
+    ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02), title=f"PR curve ({protocol} protocol)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower left")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m scnn_lightning.evaluate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pred", required=True, help="folder of saliency maps (<seq>/<stem>.png or flat)")
+    parser.add_argument("--gt", required=True, help="ground truth (<seq>/<stem>.png, flat, or a DAVSOD-layout root)")
+    parser.add_argument("--out", required=True, help="folder for metrics.json, per_sequence.csv, pr_curve.png")
+    parser.add_argument("--protocol", choices=PROTOCOLS, default="pysod",
+                        help="pysod: mean over images; davsod: mean over sequences, first/last frame skipped")
+    parser.add_argument("--frames", default=None, help="frames root for temporal consistency (default: GT root if DAVSOD layout)")
+    parser.add_argument("--no-temporal", action="store_true", help="skip temporal consistency (needs optical flow)")
+    args = parser.parse_args(argv)
+    try:
+        metrics = evaluate_folders(args.pred, args.gt, args.out, args.protocol, args.frames, temporal=not args.no_temporal)
+    except DataError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    shown = {k: metrics[k] for k in (*SCALAR_KEYS, "temporal_consistency") if k in metrics}
+    print(f"{metrics['frames']} frames, {metrics['sequences']} sequences, protocol {metrics['protocol']}")
+    print("  ".join(f"{k} {v:.4f}" for k, v in shown.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,208 @@
+"""The salient-superpixel classifier S_j of Eq. 6 (paper §III-B): a three-layer neural network.
+
+`RegionClassifier` bundles everything needed to score a frame's superpixels — the frozen truncated
+backbone, the segmentation/feature parameters, the feature normalisation and the MLP — and is saved
+as one self-contained torch file that loads with `weights_only=True`. Its `digest` (sha1 of the
+file's content) enters the motion cache keys, so retraining invalidates cached priors.
+
+Training: superpixels of labelled frames, label 1 when more than half of the region's pixels are
+foreground; class-balanced BCE (weights as in the paper's Eq. 3: α = fraction of negatives for the
+positives, 1 − α for the negatives) because moving objects cover few superpixels.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from scnn_lightning.data.records import DatasetIndex
+from scnn_lightning.errors import DataError
+from scnn_lightning.models.vgg import VGG16Backbone
+from scnn_lightning.motion.regions import (DEFAULT_DEPTH, FLOW_STATS, FrameRegions, RegionFeatureExtractor,
+                                           region_labels, truncate_backbone)
+from scnn_lightning.motion.superpixels import SegmentationLevel
+from scnn_lightning.utils import atomic_path
+
+FILE_FORMAT = "scnn-lightning/region-classifier/1"
+
+
+class RegionMLP(nn.Module):
+    """Input → hidden → hidden → one logit: the paper's "three-layer neural network"."""
+
+    def __init__(self, in_features: int, hidden: tuple[int, int] = (256, 64), dropout: float = 0.3):
+        super().__init__()
+        self.net = nn.Sequential(nn.Dropout(dropout), nn.Linear(in_features, hidden[0]), nn.ReLU(),
+                                 nn.Dropout(dropout), nn.Linear(hidden[0], hidden[1]), nn.ReLU(),
+                                 nn.Linear(hidden[1], 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)[:, 0]
+
+
+@dataclass
+class RegionClassifier:
+    extractor: RegionFeatureExtractor
+    mlp: RegionMLP
+    feature_mean: torch.Tensor
+    feature_std: torch.Tensor
+    backbone_width: float
+    flow: str  # the flow backend it was trained with (a different one shifts the motion statistics)
+
+    @classmethod
+    def untrained(cls, backbone: VGG16Backbone, *, depth: int = DEFAULT_DEPTH, flow: str = "dis",
+                  **extractor_params) -> "RegionClassifier":
+        """A randomly initialised MLP on `backbone`'s features: same cost as a trained one (benchmarks, tests)."""
+        extractor = RegionFeatureExtractor.from_backbone(backbone, depth=depth, **extractor_params)
+        dim = 3 * backbone.block_channels[depth - 1] + len(FLOW_STATS)
+        return cls(extractor, RegionMLP(dim), torch.zeros(dim), torch.ones(dim), backbone.width, flow)
+
+    @torch.no_grad()
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        """P(salient) per region, (n,) float32 in [0, 1]."""
+        self.mlp.eval()
+        x = (torch.from_numpy(features) - self.feature_mean) / self.feature_std
+        return torch.sigmoid(self.mlp(x)).numpy().astype(np.float32)
+
+    def score_levels(self, regions: FrameRegions) -> list[np.ndarray]:
+        return [self.predict(f) for f in regions.features]
+
+    # ------------------------------------------------------------ the file
+    def _payload(self) -> dict:
+        return {"format": FILE_FORMAT, "mlp": self.mlp.state_dict(),
+                "hidden": [self.mlp.net[1].out_features, self.mlp.net[4].out_features],
+                "in_features": self.mlp.net[1].in_features,
+                "feature_mean": self.feature_mean, "feature_std": self.feature_std,
+                "trunk": self.extractor.trunk.state_dict(), "backbone_width": self.backbone_width,
+                "extractor": self.extractor.params, "flow": self.flow}
+
+    @property
+    def digest(self) -> str:
+        return payload_digest(self._payload())
+
+    def save(self, path: str | Path) -> None:
+        payload = self._payload()
+        payload["digest"] = payload_digest(payload)
+        with atomic_path(path) as tmp:
+            torch.save(payload, tmp)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "RegionClassifier":
+        path = Path(path)
+        if not path.is_file():
+            raise DataError(path, "region classifier not found; train one with `python -m "
+                                  "scnn_lightning.motion.train_classifier --dataset NAME --root ROOT --out FILE`")
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # torch raises several types for corrupt or foreign files
+            raise DataError(path, f"cannot be read as a region classifier ({type(exc).__name__}: {exc})") from exc
+        if not isinstance(payload, dict) or payload.get("format") != FILE_FORMAT:
+            raise DataError(path, f"not a region classifier file (expected format {FILE_FORMAT!r})")
+        if payload.get("digest") != payload_digest({k: v for k, v in payload.items() if k != "digest"}):
+            raise DataError(path, "content does not match its stored digest (corrupt or edited file)")
+        ex = payload["extractor"]
+        trunk = truncate_backbone(VGG16Backbone(width=payload["backbone_width"]), ex["depth"])
+        trunk.load_state_dict(payload["trunk"])
+        extractor = RegionFeatureExtractor(
+            trunk, depth=ex["depth"], long_side=ex["long_side"], box_scale=ex["box_scale"],
+            levels=tuple(SegmentationLevel(*lv) for lv in ex["levels"]), min_motion=ex["min_motion"])
+        mlp = RegionMLP(payload["in_features"], tuple(payload["hidden"]))
+        mlp.load_state_dict(payload["mlp"])
+        return cls(extractor, mlp, payload["feature_mean"], payload["feature_std"], payload["backbone_width"],
+                   payload["flow"])
+
+
+def payload_digest(payload: dict) -> str:
+    """sha1 over every tensor's bytes and every other value's JSON, in key order."""
+    h = hashlib.sha1()
+
+    def feed(key: str, value) -> None:
+        h.update(key.encode())
+        if isinstance(value, torch.Tensor):
+            h.update(value.detach().cpu().contiguous().numpy().tobytes())
+        elif isinstance(value, dict):
+            for k in sorted(value):
+                feed(f"{key}.{k}", value[k])
+        else:
+            h.update(json.dumps(value, sort_keys=True).encode())
+
+    for k in sorted(payload):
+        feed(k, payload[k])
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------- training
+
+def collect_regions(index: DatasetIndex, extractor: RegionFeatureExtractor, *, flow: str = "dis",
+                    max_frames: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Features and majority-overlap labels of every superpixel (all levels) of the labelled frames."""
+    from scnn_lightning.data.io import read_frame, read_mask
+    from scnn_lightning.motion.flow import flow_for_frame
+
+    jobs = [(s, i) for s in index.sequences if s.temporal and len(s.frames) > 1
+            for i, f in enumerate(s.frames) if f.labelled]
+    if max_frames is not None:
+        jobs = jobs[:: max(1, len(jobs) // max_frames)][:max_frames]
+    if not jobs:
+        raise DataError(index.root, "no labelled frames in video sequences to train the region classifier on")
+    feats, labels = [], []
+    for seq, i in tqdm(jobs, desc="region features", unit="frame"):
+        image = read_frame(seq.frames[i])
+        mask = read_mask(seq.frames[i], image.shape[:2])
+        regions = extractor.describe(image, flow_for_frame(seq, i, flow))
+        small = cv2.resize(mask.astype(np.uint8), regions.labels[0].shape[::-1], interpolation=cv2.INTER_NEAREST)
+        for lab, f in zip(regions.labels, regions.features):
+            feats.append(f)
+            labels.append(region_labels(lab, small))
+    return np.concatenate(feats), np.concatenate(labels)
+
+
+def fit_mlp(features: np.ndarray, labels: np.ndarray, *, hidden: tuple[int, int] = (256, 64),
+            epochs: int = 60, lr: float = 1e-3, weight_decay: float = 1e-4, batch_size: int = 256,
+            seed: int = 0) -> tuple[RegionMLP, torch.Tensor, torch.Tensor]:
+    """Train the MLP with class-balanced BCE; returns it with the feature mean and std it expects."""
+    torch.manual_seed(seed)
+    x = torch.from_numpy(features)
+    y = torch.from_numpy(labels)
+    mean, std = x.mean(0), x.std(0).clamp_min(1e-6)
+    x = (x - mean) / std
+    alpha = float(1 - y.mean())  # fraction of negatives, as in Eq. 3
+    mlp = RegionMLP(x.shape[1], hidden)
+    opt = torch.optim.Adam(mlp.parameters(), lr=lr, weight_decay=weight_decay)
+    gen = torch.Generator().manual_seed(seed)
+    mlp.train()
+    for _ in range(epochs):
+        for idx in torch.randperm(len(x), generator=gen).split(batch_size):
+            yb = y[idx]
+            weight = alpha * yb + (1 - alpha) * (1 - yb)
+            loss = nn.functional.binary_cross_entropy_with_logits(mlp(x[idx]), yb, weight=weight,
+                                                                  reduction="sum") / weight.sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return mlp.eval(), mean, std
+
+
+def train_region_classifier(index: DatasetIndex, *, backbone: VGG16Backbone, out: str | Path | None = None,
+                            flow: str = "dis", depth: int = DEFAULT_DEPTH, epochs: int = 60,
+                            hidden: tuple[int, int] = (256, 64), max_frames: int | None = None,
+                            seed: int = 0, **extractor_params) -> RegionClassifier:
+    """Train S_j of Eq. 6 on the labelled frames of `index`; saved atomically to `out` when given."""
+    extractor = RegionFeatureExtractor.from_backbone(backbone, depth=depth, **extractor_params)
+    features, labels = collect_regions(index, extractor, flow=flow, max_frames=max_frames)
+    positives = int(labels.sum())
+    if positives == 0 or positives == len(labels):
+        raise DataError(index.root, f"region labels are all {'negative' if positives == 0 else 'positive'} "
+                                    f"({len(labels)} regions); the classifier needs both classes")
+    mlp, mean, std = fit_mlp(features, labels, hidden=hidden, epochs=epochs, seed=seed)
+    clf = RegionClassifier(extractor, mlp, mean, std, backbone.width, flow)
+    if out is not None:
+        clf.save(out)
+    return clf

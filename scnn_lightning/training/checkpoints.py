@@ -1,0 +1,42 @@
+"""Reading our checkpoints back: which stage wrote them, and the stage-1 FCN for the cascade."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from scnn_lightning.errors import DataError
+from scnn_lightning.models.fcn import FCN
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "checkpoint not found")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt file, foreign pickle, …
+        raise DataError(path, f"not a readable checkpoint ({type(exc).__name__}: {exc})") from exc
+
+
+def checkpoint_stage(path: str | Path) -> str:
+    """'image' for a stage-1 checkpoint, 'video' for a stage-2 (variant) one."""
+    ckpt = read_checkpoint(path)
+    if "scnn" not in ckpt:
+        raise DataError(path, "not an scnn-lightning checkpoint (no 'scnn' entry)")
+    return ckpt["scnn"]["stage"]
+
+
+def load_fcn(path: str | Path) -> FCN:
+    """The stage-1 FCN of a checkpoint (or FCN1 of a cascade checkpoint when it has one)."""
+    ckpt = read_checkpoint(path)
+    hp = ckpt.get("hyper_parameters", {})
+    kwargs = {k: hp[k] for k in ("width", "fc_channels", "upsample", "dropout") if k in hp}
+    prefix = "fcn." if ckpt.get("scnn", {}).get("stage") == "image" else "model.fcn1."
+    state = {k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
+    if not state:
+        raise DataError(path, "holds no stage-1 FCN (a variant without FCN1, such as sFCN or OT?)")
+    fcn = FCN(in_channels=3, **kwargs)
+    fcn.load_state_dict(state)
+    return fcn

@@ -1,0 +1,44 @@
+"""Small shared helpers: atomic file writes (a killed process never leaves a half-written file)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; it replaces `path` only if the block finishes."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part" + path.suffix, dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_json(path: str | Path, obj) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def write_png_map(path: str | Path, saliency, size: tuple[int, int] | None = None) -> None:
+    """Write a [0, 1] map as an 8-bit PNG (atomically), resized to `size` (H, W) when given."""
+    import cv2
+    import numpy as np
+
+    m = np.clip(np.asarray(saliency, dtype=np.float32), 0.0, 1.0)
+    if size is not None and m.shape != tuple(size):
+        m = cv2.resize(m, (int(size[1]), int(size[0])), interpolation=cv2.INTER_LINEAR)
+    with atomic_path(path) as tmp:  # the temporary name keeps the .png suffix cv2 needs
+        if not cv2.imwrite(str(tmp), np.round(m * 255).astype(np.uint8)):
+            raise OSError(f"{path}: could not write PNG")

@@ -1,0 +1,35 @@
+"""Weak supervision of §III-C: classical saliency sources, Eq. 7–8 fusion, Otsu weak labels, label store."""
+
+from scnn_lightning.weak.classical import CLASSICAL_MODELS, center_prior
+from scnn_lightning.weak.fusion import (
+    GramAccumulator,
+    fit_fusion_weights,
+    fuse_maps,
+    solve_simplex_qp,
+    weak_label,
+)
+from scnn_lightning.weak.sources import (
+    ClassicalSource,
+    FolderSource,
+    PredictionSource,
+    SaliencySource,
+    build_sources,
+)
+from scnn_lightning.weak.store import WeakLabelStore, labels_hash
+
+__all__ = [
+    "CLASSICAL_MODELS",
+    "ClassicalSource",
+    "FolderSource",
+    "GramAccumulator",
+    "PredictionSource",
+    "SaliencySource",
+    "WeakLabelStore",
+    "build_sources",
+    "center_prior",
+    "fit_fusion_weights",
+    "fuse_maps",
+    "labels_hash",
+    "solve_simplex_qp",
+    "weak_label",
+]

@@ -1,0 +1,78 @@
+"""The inspect CLI: one JSON object on stdout, problems reported instead of crashes, clean errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from scnn_lightning.data.inspect import main
+from tests.fixtures_layouts import REAL_DAVSOD, H, W, box_mask, needs, save, save_frame, save_gray_mask
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "scnn_lightning.data.inspect", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@needs(REAL_DAVSOD)
+def test_cli_on_real_davsod_sample():
+    result = run_cli(str(REAL_DAVSOD), "--dataset", "davsod")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)  # exactly one JSON object
+    assert (report["sequences"], report["frames"], report["labelled_frames"]) == (2, 130, 130)
+    assert report["per_sequence"]["bmx-trees"] == {"frames": 80, "labelled_frames": 80}
+    assert report["problems"] == []
+
+
+def test_cli_unknown_dataset_is_one_line_without_traceback(tmp_path):
+    result = run_cli(str(tmp_path), "--dataset", "visal")
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.strip().count("\n") == 0
+    assert "Traceback" not in result.stderr
+    assert "unknown dataset 'visal'; valid names: msra10k" in result.stderr
+
+
+def test_cli_empty_root_and_bad_split(tmp_path, capsys):
+    assert main([str(tmp_path), "--dataset", "davis"]) == 1
+    assert capsys.readouterr().err == f"error: {tmp_path}: dataset root is an empty folder\n"
+    save_frame(tmp_path / "JPEGImages" / "480p" / "bear" / "00000.jpg")
+    assert main([str(tmp_path), "--dataset", "davis", "--split", "trainval"]) == 1
+    assert "valid splits: train, val" in capsys.readouterr().err
+
+
+def test_mixed_frame_sizes_are_problems_not_crashes(tmp_path, capsys):
+    clip = tmp_path / "clip"
+    save_frame(clip / "00000.png")
+    save_frame(clip / "00001.png", shape=(H + 2, W))
+    (clip / "desktop.ini").write_text("x")
+    assert main([str(clip), "--dataset", "frames"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["frames"] == 2 and report["labelled_frames"] == 0
+    assert any(p.startswith(f"mixed frame sizes: {clip / '00001.png'}") for p in report["problems"])
+    assert any("skipped non-image files: 1 file(s) (desktop.ini)" in p for p in report["problems"])
+
+
+def test_mask_size_mismatch_and_orphan_gt_are_problems(tmp_path, capsys):
+    seq = tmp_path / "blackswan"
+    for i in range(2):
+        save_frame(seq / "Imgs" / f"blackswan_{i:05d}.jpg")
+    save_gray_mask(seq / "ground-truth" / "blackswan_00000.png", box_mask())
+    save_gray_mask(seq / "ground-truth" / "blackswan_00001.png", box_mask(shape=(H, W + 1)))
+    save(seq / "ground-truth" / "blackswan_00077.png", box_mask().astype("uint8"))
+    assert main([str(tmp_path), "--dataset", "davsod"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["labelled_frames"] == 2
+    mask = seq / "ground-truth" / "blackswan_00001.png"
+    frame = seq / "Imgs" / "blackswan_00001.jpg"
+    assert f"{mask}: mask is {H}x{W + 1} (HxW) but frame {frame} is {H}x{W}" in report["problems"]
+    orphan = "ground truth matching no frame: 1 file(s) (blackswan_00077.png)"
+    assert any(orphan in p for p in report["problems"])
