@@ -51,8 +51,8 @@ def build_trainer(cfg: DictConfig, out: Path, name: str, ckpt_dir: Path, callbac
 
 def module_kwargs(cfg: DictConfig, out: Path, lr: float) -> dict:
     m = cfg.model
-    return dict(width=m.width, fc_channels=m.fc_channels, upsample=m.upsample, dropout=m.dropout, lr=lr,
-                momentum=m.momentum, weight_decay=m.weight_decay,
+    return dict(width=m.width, fc_channels=m.fc_channels, upsample=m.upsample, dropout=m.dropout, optimizer=m.optimizer,
+                lr=lr, momentum=m.momentum, weight_decay=m.weight_decay,
                 crf=OmegaConf.to_container(cfg.crf, resolve=True) if cfg.crf else None,
                 protocol=cfg.protocol, predictions_dir=str(out / "predictions"))
 
@@ -117,6 +117,10 @@ def run(cfg: DictConfig) -> dict:
         stage1_ckpt = run_stage1(cfg, out, cfg.ckpt_path if resume_stage == "image" else None)
     elif stage1_ckpt is None:
         stage1_ckpt = out / "stage1" / "checkpoints" / "last.ckpt"
+    if cfg.stage1_only:
+        done = {"stage1_checkpoint": str(stage1_ckpt), "train_seconds": round(time.time() - started, 1)}
+        write_json(out / "stage1.json", done)
+        return done
 
     motion = build_motion(cfg, out, stage1_ckpt, variant.needs_motion)
     module = create_module(variant.code, **module_kwargs(cfg, out, cfg.stage2.lr))
@@ -134,7 +138,7 @@ def run(cfg: DictConfig) -> dict:
     trainer.test(module, datamodule=dm)
 
     scores = {k: float(v) for k, v in module.test_scores.items() if _is_scalar(v)}
-    metrics = {"variant": variant.code, "protocol": cfg.protocol, "crf": bool(cfg.crf), "seed": cfg.seed,
+    metrics = {"variant": variant.code, "tag": cfg.tag, "protocol": cfg.protocol, "crf": bool(cfg.crf), "seed": cfg.seed,
                **scores, "checkpoint": str(out / "checkpoints" / "last.ckpt"), "stage1_checkpoint": str(stage1_ckpt),
                "train_seconds": round(time.time() - started, 1)}
     if trainer.is_global_zero:
@@ -148,9 +152,15 @@ def _is_scalar(v) -> bool:
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="run")
-def main(cfg: DictConfig) -> float:
-    metrics = run(cfg)
-    return metrics["mae"]
+def main(cfg: DictConfig) -> float | None:
+    try:
+        metrics = run(cfg)
+    finally:
+        if "wandb" in cfg.logger:  # close the run even on failure, or the next sweep job inherits it
+            import wandb
+
+            wandb.finish()
+    return metrics.get("mae")  # the objective a Hydra sweeper would minimise
 
 
 if __name__ == "__main__":

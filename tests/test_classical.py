@@ -99,7 +99,8 @@ def test_real_frames_rank_object_above_background(name):
     aucs = []
     for seq, index in REAL_FRAMES:
         stem = f"{seq}_{index:05d}"
-        ref = FrameRef(seq, stem, DAVIS / seq / "Imgs" / f"{stem}.jpg", (DAVIS / seq / "ground-truth" / f"{stem}.png",))
+        gt = DAVIS / seq / "ground-truth" / f"{stem}.png"
+        ref = FrameRef(seq, stem, DAVIS / seq / "Imgs" / f"{stem}.jpg", (gt,))
         image, mask = read_image(ref.image), read_mask(ref).astype(bool)
         saliency = CLASSICAL_MODELS[name](image)
         assert saliency.shape == mask.shape

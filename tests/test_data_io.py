@@ -223,3 +223,25 @@ def test_unreadable_video_is_reported(tmp_path):
     path.write_bytes(b"\x00" * 64)
     with pytest.raises(DataError, match=r"broken\.mp4: (cannot open video|video has no decodable frames)"):
         list(io.iter_video(path))
+
+
+def test_video_random_access_matches_sequential_decoding(tmp_path):
+    colours = [(i * 30 % 256, 255 - i * 20, (i * 70) % 256) for i in range(9)]
+    video = save_video(tmp_path / "long.avi", [solid(*c) for c in colours])
+    decoded = list(io.iter_video(video))
+    # Pairs (t, t+1) as flow does, then jumps backwards and forwards.
+    for index in [0, 1, 1, 2, 2, 3, 7, 4, 8, 0, 5]:
+        frame = io.read_frame(FrameRef(sequence="long", name=f"{index:05d}", image=video, video_index=index))
+        np.testing.assert_array_equal(frame, decoded[index])
+    frame[:] = 0  # callers own the returned array; the next read must not see this
+    again = io.read_frame(FrameRef(sequence="long", name="00005", image=video, video_index=5))
+    np.testing.assert_array_equal(again, decoded[5])
+
+
+def test_video_rewritten_in_place_is_decoded_afresh(tmp_path):
+    video = tmp_path / "clip.avi"
+    ref = FrameRef(sequence="clip", name="00000", image=video, video_index=0)
+    save_video(video, [solid(250, 0, 0)] * 2)
+    assert io.read_frame(ref)[..., 0].mean() > 200
+    save_video(video, [solid(0, 0, 250)] * 3)
+    assert io.read_frame(ref)[..., 2].mean() > 200

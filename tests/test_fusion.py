@@ -218,6 +218,17 @@ def test_fit_rejects_bad_input(sources, gt, match):
         fit_fusion_weights(sources, gt)
 
 
+def test_bad_chunk_leaves_accumulator_unchanged():
+    accumulator = GramAccumulator(2, chunk_pixels=16)
+    sources = np.full((2, 3, 4, 4), 0.5)
+    sources[:, 2, 0, 0] = np.nan  # only the last chunk is bad
+    with pytest.raises(ValueError, match="NaN"):
+        accumulator.add(sources, np.zeros((3, 4, 4)))
+    assert accumulator.pixels == 0 and not accumulator.gram.any()
+    with pytest.raises(ValueError, match="no labelled frames"):
+        accumulator.solve()
+
+
 def test_solve_rejects_bad_gram():
     with pytest.raises(ValueError, match="shape"):
         solve_simplex_qp(np.eye(3), np.ones(2))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 
@@ -10,7 +11,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from scnn_lightning.metrics import SODMetrics
+from scnn_lightning.metrics import PROTOCOLS, SODMetrics
 
 pytestmark = pytest.mark.ddp
 WORLD = 2
@@ -37,12 +38,13 @@ def run(protocol: str, items) -> dict:
     return metric.compute()
 
 
-def worker(rank: int, port: int, protocol: str, out_dir: str) -> None:
+def worker(rank: int, port: int, out_dir: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=WORLD)
     try:
-        result = run(protocol, dataset()[rank::WORLD])
-        torch.save({k: v for k, v in result.items()}, os.path.join(out_dir, f"rank{rank}.pt"))
+        for protocol in PROTOCOLS:
+            result = run(protocol, dataset()[rank::WORLD])
+            torch.save(result, os.path.join(out_dir, f"{protocol}_rank{rank}.pt"))
     finally:
         dist.destroy_process_group()
 
@@ -53,12 +55,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.parametrize("protocol", ["pysod", "davsod"])
-def test_ddp_reduction_equals_single_process(protocol, tmp_path):
-    mp.spawn(worker, args=(free_port(), protocol, str(tmp_path)), nprocs=WORLD, join=True)
-    single = run(protocol, dataset())
-    for rank in range(WORLD):
-        synced = torch.load(tmp_path / f"rank{rank}.pt", weights_only=False)
+def test_ddp_reduction_equals_single_process(tmp_path):
+    mp.spawn(worker, args=(free_port(), str(tmp_path)), nprocs=WORLD, join=True)
+    for protocol, rank in itertools.product(PROTOCOLS, range(WORLD)):
+        single = run(protocol, dataset())
+        synced = torch.load(tmp_path / f"{protocol}_rank{rank}.pt", weights_only=False)
         assert synced["protocol"] == protocol
         for key, value in single.items():
             if isinstance(value, torch.Tensor):

@@ -111,3 +111,22 @@ def test_precompute_reports_missing_classifier(tmp_path, capsys):
     code = precompute_main(["--dataset", "davis", "--root", str(root), "--cache", str(tmp_path / "c"),
                             "--prior", "superpixel"])
     assert code == 2 and "train_classifier" in capsys.readouterr().err
+
+
+def test_provider_with_flo_folder(tmp_path):
+    from scnn_lightning.motion.flow import write_flo
+
+    seq, _, _ = make_clip(tmp_path / "img", "clip", frames=2)
+    flow = np.zeros((96, 128, 2), np.float32)
+    flow[30:60, 40:80] = (5, 0)
+    write_flo(tmp_path / "flo" / "clip" / "00000.flo", flow)
+    with pytest.raises(ValueError, match="flo_root"):
+        MotionProvider(prior="magnitude", flow="flo")
+    provider = MotionProvider(prior="magnitude", flow="flo", flo_root=tmp_path / "flo", cache_dir=tmp_path / "c")
+    for i in range(2):  # frame 1 is the last one: it reuses frame 0's file
+        pt = provider.maps(seq, i).pt
+        assert pt[45, 60] == 1 and pt[5, 5] < 1e-3
+    assert provider.stats == {"hits": 0, "misses": 2}
+    (tmp_path / "flo" / "clip" / "00000.flo").unlink()
+    with pytest.raises(DataError, match="00000.flo"):
+        MotionProvider(prior="magnitude", flow="flo", flo_root=tmp_path / "flo").maps(seq, 0)

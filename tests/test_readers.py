@@ -343,6 +343,7 @@ def test_davsod_real_davis_sample():
     summary = index.summary()
     assert (summary["sequences"], summary["frames"], summary["labelled_frames"]) == (2, 130, 130)
     assert summary["per_sequence"]["blackswan"] == {"frames": 50, "labelled_frames": 50}
+    assert names(load_index("davsod", REAL_DAVSOD / "bmx-trees"))["bmx-trees"][-1] == "bmx-trees_00079"
     first = index.sequences[0].frames[0]
     assert first.name == "blackswan_00000"
     mask = io.read_mask(first, shape=io.frame_size(first))

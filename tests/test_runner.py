@@ -69,3 +69,35 @@ def test_cli_sweeps_all_seven(tmp_path, data_dir, stage1_ckpt):
     assert done.returncode == 0, done.stderr[-3000:]
     found = {json.loads(p.read_text())["variant"] for p in sweep.glob("*/metrics.json")}
     assert found == set(VARIANTS)
+
+
+def test_wandb_logger_runs_offline_grouped_by_ablation(tmp_path, data_dir, stage1_ckpt, monkeypatch):
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    cfg = compose_run(tmp_path, data_dir, ["ablation=OT", "logger=wandb", f"stage1.ckpt={stage1_ckpt}",
+                                           "motion=magnitude", "crf=null"])
+    assert cfg.logger.wandb.offline is True and cfg.logger.wandb.group == "OT"
+    import wandb
+
+    try:
+        run(cfg)
+    finally:
+        wandb.finish()
+    offline = list((tmp_path / "wandb").glob("offline-run-*"))
+    assert offline, "no offline W&B run was written"
+    assert list((tmp_path / "csv").rglob("metrics.csv")), "CSV logging must run beside W&B"
+
+
+def test_resume_continues_the_stage_it_was_in(tmp_path, data_dir, stage1_ckpt):
+    """A stage-2 checkpoint resumes stage 2 (no new stage 1) and trains the remaining epochs."""
+    first = compose_run(tmp_path, data_dir, ["ablation=NA", f"stage1.ckpt={stage1_ckpt}", "motion=magnitude",
+                                             "crf=null"])
+    run(first)
+    ckpt = tmp_path / "checkpoints" / "last.ckpt"
+    saved = torch.load(ckpt, map_location="cpu", weights_only=True)
+    resumed_dir = tmp_path / "resumed"
+    again = compose_run(resumed_dir, data_dir, ["ablation=NA", f"ckpt_path={ckpt}", f"stage1.ckpt={stage1_ckpt}",
+                                                "motion=magnitude", "crf=null", "++trainer.max_epochs=2"])
+    run(again)
+    assert not (resumed_dir / "stage1").exists()
+    after = torch.load(resumed_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert after["epoch"] == saved["epoch"] + 1 and after["global_step"] > saved["global_step"]

@@ -352,15 +352,20 @@ def test_refuses_to_overwrite_a_folder_that_is_not_a_complete_benchmark(tmp_path
     with pytest.raises(DataError, match=re.escape(str(foreign))):
         ensure_clips(foreign, **{**SMALL, "sequences": 1, "frames": 1})
     assert (foreign / "JPEGImages").is_dir()
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    with pytest.raises(DataError, match="not a folder"):
+        generate_clips(a_file, **{**SMALL, "sequences": 1, "frames": 1})
+    assert a_file.read_text() == "x"
     empty = tmp_path / "empty"
     empty.mkdir()
-    generate_clips(empty, **{**SMALL, "sequences": 1, "frames": 1})
-    assert (empty / "Meta" / "generator.json").is_file()
+    generate_clips(empty, **{**SMALL, "sequences": np.int64(1), "frames": 1})  # numpy integers are fine
+    assert json.loads((empty / "Meta" / "generator.json").read_text())["parameters"]["sequences"] == 1
 
 
 @pytest.mark.parametrize(
     "change",
-    [{"sequences": 0}, {"frames": 0}, {"height": 8}, {"width": 2.5}, {"seed": -1}, {"sparse_every": 0},
+    [{"sequences": 0}, {"frames": True}, {"height": 8}, {"width": 2.5}, {"seed": -1}, {"sparse_every": 0},
      {"val_fraction": 1.0}],
 )
 def test_bad_parameters_are_rejected(tmp_path: Path, change):

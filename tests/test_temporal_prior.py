@@ -25,7 +25,7 @@ def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("motion")
     torch.manual_seed(0)
     index = make_index(root / "train", ["a", "b"], frames=4)
-    clf = train_region_classifier(index, backbone=VGG16Backbone(), out=root / "clf.pt", epochs=30)
+    clf = train_region_classifier(index, backbone=VGG16Backbone(width=0.5), out=root / "clf.pt")
     test = make_clip(root / "test", "c", frames=4, seed=7)
     return root / "clf.pt", clf, test
 
@@ -71,7 +71,7 @@ def _margins(prior_fn, seq, discs, distractors):
 def test_magnitude_prior_prefers_moving_disc(tmp_path):
     seq, discs, distractors = make_clip(tmp_path, "clip", frames=4, seed=3)
     inside, distr = _margins(lambda i: magnitude_prior(flow_for_frame(seq, i)), seq, discs, distractors)
-    # Measured: disc ≈ 0.7–0.95, distractor < 0.01 (it moves with the camera pan).
+    # Measured: disc 0.84–0.90, distractor < 0.004 (it moves with the camera pan).
     assert (inside - distr).min() > 0.5, (inside, distr)
 
 
@@ -79,7 +79,7 @@ def test_superpixel_prior_prefers_moving_disc(trained):
     _, clf, (seq, discs, distractors) = trained
     inside, distr = _margins(lambda i: superpixel_prior(read_frame(seq.frames[i]), flow_for_frame(seq, i), clf),
                              seq, discs, distractors)
-    # Measured on this unseen clip: disc ≈ 0.8–0.9, distractor ≈ 0.0–0.12.
+    # Measured on this unseen clip: disc 0.77–0.93, distractor < 0.02.
     assert (inside - distr).min() > 0.5, (inside, distr)
 
 
@@ -87,7 +87,7 @@ def test_classifier_file_round_trip_and_corruption(trained, tmp_path):
     path, clf, _ = trained
     loaded = RegionClassifier.load(path)
     assert loaded.digest == clf.digest
-    feats = np.random.default_rng(0).normal(size=(5, clf.mlp.net[1].in_features)).astype(np.float32)
+    feats = np.random.default_rng(0).normal(size=(5, len(clf.transform.mean))).astype(np.float32)
     np.testing.assert_allclose(loaded.predict(feats), clf.predict(feats), atol=1e-6)
     payload = torch.load(path, weights_only=True)
     payload["feature_mean"] = payload["feature_mean"] + 1

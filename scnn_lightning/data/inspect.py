@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         report = inspect_index(load_index(args.dataset, args.root, args.split))
-    except DataError as err:
+    except (DataError, OSError) as err:  # OSError: e.g. a folder we may not list
         print(f"error: {err}", file=sys.stderr)
         return 1
     print(json.dumps(report, indent=2))

@@ -8,6 +8,9 @@ dataset stays cheap.
 
 from __future__ import annotations
 
+import os
+import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Iterator
 
@@ -116,21 +119,63 @@ def count_video_frames(path: str | Path) -> int:
     return count
 
 
+class _VideoCursor:
+    """The last video read, left open at its next frame, plus its few latest frames.
+
+    Consumers read videos frame after frame, often twice per frame (flow pairs t, t+1), so
+    re-opening and seeking for every frame would decode each group of pictures again and again.
+    Keyed by file identity and process id: a replaced file or a forked DataLoader worker reopens.
+    """
+
+    _KEEP = 4  # recent frames kept decoded
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._key: tuple | None = None
+        self._capture: cv2.VideoCapture | None = None
+        self._position = 0
+        self._recent: OrderedDict[int, np.ndarray] = OrderedDict()
+
+    def _reset(self, key: tuple | None) -> None:
+        if self._capture is not None and self._key is not None and self._key[-1] == os.getpid():
+            self._capture.release()
+        self._key, self._capture, self._position = key, None, 0
+        self._recent.clear()
+
+    def read(self, path: Path, index: int) -> np.ndarray:
+        stat = path.stat() if path.is_file() else None
+        key = (str(path), stat.st_mtime_ns, stat.st_size, os.getpid()) if stat else None
+        with self._lock:
+            if key is None or key != self._key:
+                self._reset(key)
+            if index in self._recent:
+                return self._recent[index].copy()
+            if self._capture is None:
+                self._capture = _open_video(path)
+            if index != self._position:
+                self._capture.set(cv2.CAP_PROP_POS_FRAMES, index)
+            ok, bgr = self._capture.read()
+            if not ok:
+                self._reset(None)
+                raise DataError(path, f"cannot decode frame {index} (the video may be shorter)")
+            self._position = index + 1
+            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            self._recent[index] = rgb
+            while len(self._recent) > self._KEEP:
+                self._recent.popitem(last=False)
+            return rgb.copy()
+
+
+_VIDEO_CURSOR = _VideoCursor()
+
+
 def read_frame(ref: FrameRef) -> np.ndarray:
     """The frame's pixels, RGB `uint8 (H, W, 3)`; `ref.video_index` selects a frame of a video file."""
     if ref.video_index is None:
         return read_image(ref.image)
     if ref.video_index < 0:
         raise DataError(ref.image, f"negative frame index {ref.video_index}")
-    capture = _open_video(ref.image)
-    try:
-        capture.set(cv2.CAP_PROP_POS_FRAMES, ref.video_index)
-        ok, bgr = capture.read()
-    finally:
-        capture.release()
-    if not ok:
-        raise DataError(ref.image, f"cannot decode frame {ref.video_index} (the video may be shorter)")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    return _VIDEO_CURSOR.read(Path(ref.image), ref.video_index)
 
 
 def _foreground(path: Path, mask_format: MaskFormat) -> np.ndarray:
@@ -143,7 +188,7 @@ def _foreground(path: Path, mask_format: MaskFormat) -> np.ndarray:
     if mask_format == "nonzero":
         return (pixels.max(axis=2) if pixels.ndim == 3 else pixels) > 0
     if mask_format == "nonwhite":
-        return (pixels.max(axis=2) if pixels.ndim == 3 else pixels) < full
+        return (pixels.min(axis=2) if pixels.ndim == 3 else pixels) < full
     raise DataError(path, f"unknown mask format {mask_format!r} (expected gray, nonzero or nonwhite)")
 
 

@@ -12,7 +12,7 @@ These clips make the claim testable. Each clip shows
   frame cannot tell them apart from the salient objects;
 * occlusions (every object has a depth) and objects entering and leaving the frame.
 
-Layout written under `out` (the real DAVIS-2016 one, see /work/shared/datasets.md §4):
+Layout written under `out` (the real DAVIS-2016 one):
 
     JPEGImages/480p/<seq>/00000.jpg        JPEG quality 95
     Annotations/480p/<seq>/00000.png       8-bit grey 0/255 (every K-th frame with `sparse_every=K`)
@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import numbers
 import shutil
 import sys
 import uuid
@@ -76,6 +77,8 @@ class Actor:
 
 @dataclass(frozen=True)
 class Scene:
+    """One clip before rendering: world texture, camera path and objects; frames come from `render_frame`."""
+
     height: int
     width: int
     background: np.ndarray  # (Hc, Wc, 3) float32 RGB world texture, larger than a frame
@@ -326,8 +329,14 @@ def split_sequences(names: list[str], *, seed: int, val_fraction: float) -> tupl
 
 
 def _write_png(path: Path, mask: np.ndarray) -> None:
-    ok, data = cv2.imencode(".png", mask * np.uint8(255))
-    assert ok, f"{path}: PNG encoding failed"
+    _write_encoded(path, mask * np.uint8(255))
+
+
+def _write_encoded(path: Path, pixels: np.ndarray, options: tuple[int, ...] = ()) -> None:
+    """Encode with OpenCV by the file's suffix (BGR order for colour) and write the bytes."""
+    ok, data = cv2.imencode(path.suffix, pixels, list(options))
+    if not ok:
+        raise DataError(path, f"OpenCV could not encode a {pixels.shape} {pixels.dtype} image")
     path.write_bytes(data.tobytes())
 
 
@@ -347,9 +356,7 @@ def _write_sequence(root: Path, name: str, scene: Scene, sparse_every: int | Non
     for t in range(scene.frames):
         rgb, salient, distractor = render_frame(scene, t)
         stem = f"{t:05d}"
-        ok, data = cv2.imencode(".jpg", rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-        assert ok, f"{images / stem}.jpg: JPEG encoding failed"
-        (images / f"{stem}.jpg").write_bytes(data.tobytes())
+        _write_encoded(images / f"{stem}.jpg", rgb[..., ::-1], (cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY))
         _write_png(distractors / f"{stem}.png", distractor)
         line = f"/JPEGImages/{RESOLUTION}/{name}/{stem}.jpg"
         if sparse_every is None or t % sparse_every == 0:
@@ -369,33 +376,25 @@ def _write_sequence(root: Path, name: str, scene: Scene, sparse_every: int | Non
     return lines
 
 
+def _is_int(value, minimum: int) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= minimum
+
+
 def _parameters(*, sequences, frames, height, width, seed, sparse_every, val_fraction) -> dict:
-    """Validate the generator's arguments and return them as the dict stored in generator.json."""
-    checks = [
-        (isinstance(sequences, int) and sequences >= 1, f"sequences must be an integer >= 1, got {sequences!r}"),
-        (isinstance(frames, int) and frames >= 1, f"frames must be an integer >= 1, got {frames!r}"),
-        (isinstance(height, int) and height >= MIN_SIDE, f"height must be an integer >= {MIN_SIDE}, got {height!r}"),
-        (isinstance(width, int) and width >= MIN_SIDE, f"width must be an integer >= {MIN_SIDE}, got {width!r}"),
-        (isinstance(seed, int) and seed >= 0, f"seed must be an integer >= 0, got {seed!r}"),
-        (
-            sparse_every is None or (isinstance(sparse_every, int) and sparse_every >= 1),
-            f"sparse_every must be None or an integer >= 1, got {sparse_every!r}",
-        ),
-        (
-            isinstance(val_fraction, (int, float)) and 0.0 <= val_fraction < 1.0,
-            f"val_fraction must be in [0, 1), got {val_fraction!r}",
-        ),
-    ]
-    for ok, problem in checks:
-        if not ok:
-            raise ValueError(problem)
+    """Validate the generator's arguments (ValueError naming the bad one) and return them as the
+    plain dict stored in generator.json."""
+    integers = {"sequences": (sequences, 1), "frames": (frames, 1), "height": (height, MIN_SIDE),
+                "width": (width, MIN_SIDE), "seed": (seed, 0)}  # fmt: skip
+    for name, (value, minimum) in integers.items():
+        if not _is_int(value, minimum):
+            raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if sparse_every is not None and not _is_int(sparse_every, 1):
+        raise ValueError(f"sparse_every must be None or an integer >= 1, got {sparse_every!r}")
+    if not (isinstance(val_fraction, numbers.Real) and 0.0 <= val_fraction < 1.0):
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
     return {
-        "sequences": sequences,
-        "frames": frames,
-        "height": height,
-        "width": width,
-        "seed": seed,
-        "sparse_every": sparse_every,
+        **{name: int(value) for name, (value, _) in integers.items()},
+        "sparse_every": None if sparse_every is None else int(sparse_every),
         "val_fraction": float(val_fraction),
     }
 
@@ -433,13 +432,13 @@ def generate_clips(
     staging = out.parent / f".{out.name}.{uuid.uuid4().hex[:12]}.partial"
     staging.mkdir()
     try:
-        names = [sequence_name(i) for i in range(sequences)]
+        names = [sequence_name(i) for i in range(params["sequences"])]
         lines = {}
         for index, name in enumerate(names):
-            rng = np.random.default_rng([seed, _CLIP_STREAM, index])
-            scene = sample_scene(rng, frames=frames, height=height, width=width)
-            lines[name] = _write_sequence(staging, name, scene, sparse_every)
-        train, val = split_sequences(names, seed=seed, val_fraction=val_fraction)
+            rng = np.random.default_rng([params["seed"], _CLIP_STREAM, index])
+            scene = sample_scene(rng, frames=params["frames"], height=params["height"], width=params["width"])
+            lines[name] = _write_sequence(staging, name, scene, params["sparse_every"])
+        train, val = split_sequences(names, seed=params["seed"], val_fraction=params["val_fraction"])
         image_sets = staging / "ImageSets" / RESOLUTION
         image_sets.mkdir(parents=True)
         for split, members in (("train", train), ("val", val)):
@@ -506,7 +505,8 @@ def ensure_clips(out: str | Path, **parameters) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m scnn_lightning.data.synthetic",
-        description="Write synthetic clips (moving objects among look-alike static distractors) in the DAVIS-2016 layout.",
+        description="Write synthetic clips (moving objects among look-alike static distractors) "
+        "in the DAVIS-2016 layout.",
     )
     parser.add_argument("--out", type=Path, required=True, help="benchmark root to create or replace")
     parser.add_argument("--sequences", type=int, required=True)

@@ -36,6 +36,8 @@ class SODMetrics(Metric):
     under `protocol="davsod"` also `sequence` (name or names) and `frame_index` (int or ints).
     `compute()` returns `mae, max_f, mean_f, adp_f, s_measure, max_e, mean_e, adp_e, w_f` as floats,
     `precision, recall, f_curve, e_curve` as 256-vectors (index t: threshold t/255) and `protocol`.
+    Under "pysod" `sequence` / `frame_index` are accepted and ignored. Accumulate with `update` and
+    read with `compute`; calling the object (batch-level `forward`) gives per-batch figures only.
     """
 
     full_state_update = False
@@ -55,7 +57,15 @@ class SODMetrics(Metric):
             self.add_state("sequence_keys", [], dist_reduce_fx="cat")
             self.add_state("frame_indices", [], dist_reduce_fx="cat")
 
-    def update(self, pred=None, gt=None, sequence=None, frame_index=None, *, scores: torch.Tensor | None = None) -> None:
+    def update(
+        self,
+        pred: torch.Tensor | None = None,
+        gt: torch.Tensor | None = None,
+        sequence: str | int | Sequence[str | int] | None = None,
+        frame_index: int | Sequence[int] | torch.Tensor | None = None,
+        *,
+        scores: torch.Tensor | None = None,
+    ) -> None:
         """Add maps `pred` with masks `gt`, or `scores` rows already made by `functional.image_scores`
         (lets a caller score an image once and feed several metrics)."""
         if scores is None:

@@ -8,6 +8,12 @@ file's content) enters the motion cache keys, so retraining invalidates cached p
 Training: superpixels of labelled frames, label 1 when more than half of the region's pixels are
 foreground; class-balanced BCE (weights as in the paper's Eq. 3: α = fraction of negatives for the
 positives, 1 − α for the negatives) because moving objects cover few superpixels.
+
+The deep part of D(r) (3 × 512 values at full width) is reduced to `deep_dims` whitened principal
+components fitted on the training regions before the MLP. Labelled video frames are few (hundreds),
+and with 1.5k raw inputs the MLP fits the appearance of the training objects instead of their motion:
+on held-out synthetic clips, scores inside moving objects averaged 0.30 with raw features and 0.66
+with 32 components (0.06 and 0.10 outside).
 """
 
 from __future__ import annotations
@@ -48,11 +54,38 @@ class RegionMLP(nn.Module):
 
 
 @dataclass
+class FeatureTransform:
+    """Standardise every feature, then replace the first `projection.shape[0]` (deep) ones by their
+    whitened principal components; the motion statistics pass through standardised."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
+    projection: torch.Tensor  # (n_deep, deep_dims)
+
+    @classmethod
+    def fit(cls, features: torch.Tensor, *, n_deep: int, deep_dims: int = 32) -> "FeatureTransform":
+        mean, std = features.mean(0), features.std(0).clamp_min(1e-6)
+        z = (features[:, :n_deep] - mean[:n_deep]) / std[:n_deep]
+        _, sv, vt = torch.linalg.svd(z, full_matrices=False)
+        k = min(deep_dims, len(sv))
+        scale = (sv[:k] / max(len(z) - 1, 1) ** 0.5).clamp_min(1e-6)
+        return cls(mean, std, (vt[:k].T / scale).contiguous())
+
+    @property
+    def out_features(self) -> int:
+        return self.projection.shape[1] + len(self.mean) - self.projection.shape[0]
+
+    def __call__(self, features: torch.Tensor) -> torch.Tensor:
+        z = (features - self.mean) / self.std
+        n_deep = self.projection.shape[0]
+        return torch.cat([z[:, :n_deep] @ self.projection, z[:, n_deep:]], 1)
+
+
+@dataclass
 class RegionClassifier:
     extractor: RegionFeatureExtractor
     mlp: RegionMLP
-    feature_mean: torch.Tensor
-    feature_std: torch.Tensor
+    transform: FeatureTransform
     backbone_width: float
     flow: str  # the flow backend it was trained with (a different one shifts the motion statistics)
 
@@ -61,15 +94,16 @@ class RegionClassifier:
                   **extractor_params) -> "RegionClassifier":
         """A randomly initialised MLP on `backbone`'s features: same cost as a trained one (benchmarks, tests)."""
         extractor = RegionFeatureExtractor.from_backbone(backbone, depth=depth, **extractor_params)
-        dim = 3 * backbone.block_channels[depth - 1] + len(FLOW_STATS)
-        return cls(extractor, RegionMLP(dim), torch.zeros(dim), torch.ones(dim), backbone.width, flow)
+        n_deep, deep_dims = 3 * backbone.block_channels[depth - 1], 32
+        dim = n_deep + len(FLOW_STATS)
+        transform = FeatureTransform(torch.zeros(dim), torch.ones(dim), torch.randn(n_deep, deep_dims) / n_deep ** 0.5)
+        return cls(extractor, RegionMLP(transform.out_features), transform, backbone.width, flow)
 
     @torch.no_grad()
     def predict(self, features: np.ndarray) -> np.ndarray:
         """P(salient) per region, (n,) float32 in [0, 1]."""
         self.mlp.eval()
-        x = (torch.from_numpy(features) - self.feature_mean) / self.feature_std
-        return torch.sigmoid(self.mlp(x)).numpy().astype(np.float32)
+        return torch.sigmoid(self.mlp(self.transform(torch.from_numpy(features)))).numpy().astype(np.float32)
 
     def score_levels(self, regions: FrameRegions) -> list[np.ndarray]:
         return [self.predict(f) for f in regions.features]
@@ -78,8 +112,8 @@ class RegionClassifier:
     def _payload(self) -> dict:
         return {"format": FILE_FORMAT, "mlp": self.mlp.state_dict(),
                 "hidden": [self.mlp.net[1].out_features, self.mlp.net[4].out_features],
-                "in_features": self.mlp.net[1].in_features,
-                "feature_mean": self.feature_mean, "feature_std": self.feature_std,
+                "in_features": self.mlp.net[1].in_features, "feature_mean": self.transform.mean,
+                "feature_std": self.transform.std, "projection": self.transform.projection,
                 "trunk": self.extractor.trunk.state_dict(), "backbone_width": self.backbone_width,
                 "extractor": self.extractor.params, "flow": self.flow}
 
@@ -115,8 +149,8 @@ class RegionClassifier:
             levels=tuple(SegmentationLevel(*lv) for lv in ex["levels"]), min_motion=ex["min_motion"])
         mlp = RegionMLP(payload["in_features"], tuple(payload["hidden"]))
         mlp.load_state_dict(payload["mlp"])
-        return cls(extractor, mlp, payload["feature_mean"], payload["feature_std"], payload["backbone_width"],
-                   payload["flow"])
+        transform = FeatureTransform(payload["feature_mean"], payload["feature_std"], payload["projection"])
+        return cls(extractor, mlp, transform, payload["backbone_width"], payload["flow"])
 
 
 def payload_digest(payload: dict) -> str:
@@ -164,15 +198,14 @@ def collect_regions(index: DatasetIndex, extractor: RegionFeatureExtractor, *, f
     return np.concatenate(feats), np.concatenate(labels)
 
 
-def fit_mlp(features: np.ndarray, labels: np.ndarray, *, hidden: tuple[int, int] = (256, 64),
-            epochs: int = 60, lr: float = 1e-3, weight_decay: float = 1e-4, batch_size: int = 256,
-            seed: int = 0) -> tuple[RegionMLP, torch.Tensor, torch.Tensor]:
-    """Train the MLP with class-balanced BCE; returns it with the feature mean and std it expects."""
+def fit_mlp(features: np.ndarray, labels: np.ndarray, *, n_deep: int, deep_dims: int = 32,
+            hidden: tuple[int, int] = (256, 64), epochs: int = 20, lr: float = 1e-3, weight_decay: float = 1e-4,
+            batch_size: int = 256, seed: int = 0) -> tuple[RegionMLP, FeatureTransform]:
+    """Fit the feature transform, then train the MLP with class-balanced BCE."""
     torch.manual_seed(seed)
-    x = torch.from_numpy(features)
+    transform = FeatureTransform.fit(torch.from_numpy(features), n_deep=n_deep, deep_dims=deep_dims)
+    x = transform(torch.from_numpy(features))
     y = torch.from_numpy(labels)
-    mean, std = x.mean(0), x.std(0).clamp_min(1e-6)
-    x = (x - mean) / std
     alpha = float(1 - y.mean())  # fraction of negatives, as in Eq. 3
     mlp = RegionMLP(x.shape[1], hidden)
     opt = torch.optim.Adam(mlp.parameters(), lr=lr, weight_decay=weight_decay)
@@ -187,11 +220,11 @@ def fit_mlp(features: np.ndarray, labels: np.ndarray, *, hidden: tuple[int, int]
             opt.zero_grad()
             loss.backward()
             opt.step()
-    return mlp.eval(), mean, std
+    return mlp.eval(), transform
 
 
 def train_region_classifier(index: DatasetIndex, *, backbone: VGG16Backbone, out: str | Path | None = None,
-                            flow: str = "dis", depth: int = DEFAULT_DEPTH, epochs: int = 60,
+                            flow: str = "dis", depth: int = DEFAULT_DEPTH, epochs: int = 20, deep_dims: int = 32,
                             hidden: tuple[int, int] = (256, 64), max_frames: int | None = None,
                             seed: int = 0, **extractor_params) -> RegionClassifier:
     """Train S_j of Eq. 6 on the labelled frames of `index`; saved atomically to `out` when given."""
@@ -201,8 +234,10 @@ def train_region_classifier(index: DatasetIndex, *, backbone: VGG16Backbone, out
     if positives == 0 or positives == len(labels):
         raise DataError(index.root, f"region labels are all {'negative' if positives == 0 else 'positive'} "
                                     f"({len(labels)} regions); the classifier needs both classes")
-    mlp, mean, std = fit_mlp(features, labels, hidden=hidden, epochs=epochs, seed=seed)
-    clf = RegionClassifier(extractor, mlp, mean, std, backbone.width, flow)
+    n_deep = 3 * backbone.block_channels[depth - 1]
+    mlp, transform = fit_mlp(features, labels, n_deep=n_deep, deep_dims=deep_dims, hidden=hidden, epochs=epochs,
+                             seed=seed)
+    clf = RegionClassifier(extractor, mlp, transform, backbone.width, flow)
     if out is not None:
         clf.save(out)
     return clf

@@ -155,7 +155,8 @@ def run_plan(plan: FlowPlan, backend: str | FloFolder) -> np.ndarray:
 
 # ---------------------------------------------------------------- visualisation
 
-# Hue segments of the Middlebury colour wheel (Baker et al., IJCV 2011): red→yellow→green→cyan→blue→magenta→red.
+# Hue segments of the Middlebury colour wheel (Baker et al., IJCV 2011), red → yellow → green → cyan →
+# blue → magenta → back to red.
 _WHEEL_SEGMENTS = ((15, (255, 0, 0), (255, 255, 0)), (6, (255, 255, 0), (0, 255, 0)),
                    (4, (0, 255, 0), (0, 255, 255)), (11, (0, 255, 255), (0, 0, 255)),
                    (13, (0, 0, 255), (255, 0, 255)), (6, (255, 0, 255), (255, 0, 0)))

@@ -10,6 +10,7 @@ i at full frame resolution, computing the flow once and caching both when `cache
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +61,9 @@ class MotionProvider:
                                 "with `python -m scnn_lightning.motion.train_classifier --dataset NAME --root ROOT "
                                 "--out FILE` and pass classifier=FILE (or use prior='magnitude')")
             self.classifier = RegionClassifier.load(classifier)
+            if self.classifier.flow != flow:
+                warnings.warn(f"the region classifier was trained on {self.classifier.flow!r} flow, used here with "
+                              f"{flow!r}: its motion statistics may be off", stacklevel=2)
         else:
             magnitude_prior(np.zeros((2, 2, 2), np.float32), **prior_params)  # reject unknown parameters now
         self.prior_params = dict(sorted(prior_params.items()))

@@ -34,7 +34,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--width", type=float, default=1.0, help="backbone width without --backbone-ckpt")
     p.add_argument("--depth", type=int, default=DEFAULT_DEPTH, help="VGG blocks used for the features")
     p.add_argument("--flow", default="dis", choices=FLOW_BACKENDS)
-    p.add_argument("--epochs", type=int, default=60)
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--deep-dims", type=int, default=32, help="principal components kept of the deep features")
     p.add_argument("--max-frames", type=int, help="use at most this many labelled frames (evenly spaced)")
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
@@ -56,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
             backbone = VGG16Backbone(width=args.width)
         index = load_index(args.dataset, args.root, args.split)
         clf = train_region_classifier(index, backbone=backbone, out=args.out, flow=args.flow, depth=args.depth,
-                                      epochs=args.epochs, max_frames=args.max_frames, seed=args.seed)
+                                      epochs=args.epochs, deep_dims=args.deep_dims, max_frames=args.max_frames,
+                                      seed=args.seed)
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

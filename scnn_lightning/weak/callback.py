@@ -6,9 +6,14 @@ training frames with the current network, adds that map as one more source, refi
 thresholds the fused maps with Otsu (Eq. 7) and publishes round k+1, which the datamodule serves from
 epoch k+1 (Lightning reloads the train loader at each epoch start, after this hook).
 
-Under DDP every rank predicts its shard; the K×K Gram matrices of Eq. 8 are summed across ranks, the
-weights solved on rank 0 and broadcast, the labels gathered and written once by rank 0; every rank
+Under DDP every rank predicts its shard; each labelled frame's K×K Gram terms of Eq. 8 are gathered and
+summed in frame order (so the sum, and hence the weights, are bit-identical for any number of ranks),
+the weights solved on rank 0 and broadcast, the labels gathered and written once by rank 0; every rank
 then reads the same published round, so all ranks train on byte-identical labels.
+
+The round is updated in `on_train_epoch_end`; a ModelCheckpoint must save after it
+(`save_on_train_epoch_end=True`), otherwise a checkpoint written at validation end records the round
+the finished epoch trained on, and a resumed run would train the next epoch on stale labels.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from scnn_lightning.data.transforms import to_uint8_image
 from scnn_lightning.errors import DataError
 from scnn_lightning.weak.fusion import GramAccumulator, solve_simplex_qp, weak_label
 from scnn_lightning.weak.sources import build_sources
-from scnn_lightning.weak.store import WeakLabelStore
+from scnn_lightning.weak.store import WeakLabelStore, labels_hash
 
 PREDICTION = "prediction"
 QUALITY_FRAMES = 64  # labelled frames per rank on which each round's label IoU is reported
@@ -56,16 +61,30 @@ class WeakLabelRefresh(Callback):
 
     # -- hooks ---------------------------------------------------------------------------------------
     def on_fit_start(self, trainer, pl_module) -> None:
+        reload = trainer.reload_dataloaders_every_n_epochs
+        if reload < 1 or self.every_n_epochs % reload:
+            raise ValueError(f"WeakLabelRefresh(every_n_epochs={self.every_n_epochs}) needs the train loader "
+                             f"rebuilt after each refresh: set Trainer(reload_dataloaders_every_n_epochs=1), "
+                             f"got {reload}")
         self.store = WeakLabelStore(self.root)
         self.sources = build_sources(self.source_specs)  # built in a hook: ddp_spawn pickles callbacks
+        if any(s.name == PREDICTION for s in self.sources):
+            raise ValueError(f"weak.sources must not list '{PREDICTION}': the network's own map is added each round")
         if self.round >= 0:  # resumed: continue from the round the checkpoint was trained on
-            found = self.store.labels_hash(self.round)
-            if found != self.labels_hash:
-                raise DataError(self.store.round_dir(self.round),
-                                "weak labels on disk differ from the ones this checkpoint was trained on")
+            self._verify_resumed_round()
             trainer.datamodule.use_weak_labels(self.store, self.round)
         else:
             self.refresh(trainer, pl_module, with_prediction=False)
+
+    def _verify_resumed_round(self) -> None:
+        """The round on disk (manifest and every label file) must be the one the checkpoint recorded."""
+        manifest = self.store.manifest(self.round)
+        on_disk = labels_hash({key: self.store.read_label(self.round, *key) for key in self.store.frames(self.round)})
+        if manifest["labels_hash"] != self.labels_hash or on_disk != self.labels_hash:
+            raise DataError(self.store.round_dir(self.round),
+                            f"weak labels of round {self.round} differ from the ones this checkpoint was trained "
+                            f"on (checkpoint hash {self.labels_hash[:12]}, manifest "
+                            f"{manifest['labels_hash'][:12]}, files {on_disk[:12]}); restore them or start afresh")
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         if (trainer.current_epoch + 1) % self.every_n_epochs == 0:
@@ -79,14 +98,15 @@ class WeakLabelRefresh(Callback):
         was_training = pl_module.training
         pl_module.eval()
         try:
-            acc = GramAccumulator(len(names))
+            terms = {}  # per labelled frame: its Eq. 8 Gram terms
             checks = []  # a few labelled frames to report the quality of this round's labels
-            for maps, gts, _ in self._source_maps(dm, dm.labelled_train_entries()[rank::world], pl_module,
-                                                  with_prediction):
-                acc.add(maps, gts)
+            for maps, gts, keys in self._source_maps(dm, dm.labelled_train_entries()[rank::world], pl_module,
+                                                     with_prediction):
+                for i, key in enumerate(keys):
+                    terms[key] = _frame_terms(maps[:, i], gts[i])
                 room = max(0, QUALITY_FRAMES - len(checks))
                 checks.extend(list(zip(maps.transpose(1, 0, 2, 3), gts))[:room])
-            weights = self._solve(trainer, acc, len(names))
+            weights = self._solve(trainer, _gather(terms, world), len(names))
             iou = [_iou(weak_label(maps, weights), gt) for maps, gt in checks]
             labels = {}
             for maps, _, keys in self._source_maps(dm, dm.unlabelled_train_entries()[rank::world], pl_module,
@@ -132,11 +152,15 @@ class WeakLabelRefresh(Callback):
             self._static_maps[key] = np.stack([s.map_for(frame, rgb) for s in self.sources]).astype(np.float32)
         return self._static_maps[key]
 
-    def _solve(self, trainer, acc: GramAccumulator, k: int) -> np.ndarray:
-        """Eq. 8 on the Gram matrices summed over all ranks; solved once, broadcast to every rank."""
-        stacked = torch.tensor(np.concatenate([acc.gram.ravel(), acc.cross, [acc.pixels]]), dtype=torch.float64)
-        stacked = trainer.strategy.reduce(stacked, reduce_op="sum")
-        gram, cross, pixels = stacked[:k * k].reshape(k, k).numpy(), stacked[k * k:-1].numpy(), float(stacked[-1])
+    def _solve(self, trainer, terms: dict, k: int) -> np.ndarray:
+        """Eq. 8 on the Gram terms of every labelled frame; solved once on rank 0, broadcast to every rank.
+
+        The terms are summed in sorted frame order, never per shard: float sums depend on their order,
+        and the weights must not depend on how frames were split across ranks."""
+        total = np.zeros(k * k + k + 1)
+        for key in sorted(terms):
+            total += terms[key]
+        gram, cross, pixels = total[:k * k].reshape(k, k), total[k * k:-1], total[-1]
         if trainer.global_rank == 0:
             if pixels == 0:
                 warnings.warn("no labelled training frame to fit the fusion weights (Eq. 8); using equal weights")
@@ -154,6 +178,13 @@ class WeakLabelRefresh(Callback):
         metrics["weak/round"] = float(self.round)
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=trainer.global_step)
+
+
+def _frame_terms(maps: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """One frame's share of Eq. 8, flattened: [A = S Sᵀ (K×K), b = S G (K), pixel count]."""
+    acc = GramAccumulator(maps.shape[0])
+    acc.add(maps, gt)
+    return np.concatenate([acc.gram.ravel(), acc.cross, [acc.pixels]])
 
 
 def _iou(label: np.ndarray, gt: np.ndarray) -> float:

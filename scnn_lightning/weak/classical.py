@@ -30,15 +30,19 @@ def _check_image(image: np.ndarray) -> None:
         raise ValueError(f"image too small for saliency: {image.shape}")
 
 
-def _working_lab(image: np.ndarray, max_side: int = WORK_SIDE) -> np.ndarray:
-    """Downscaled CIELab copy (L in [0, 100]) — the colour space all three papers measure contrast in."""
+def _working_copy(image: np.ndarray, max_side: int = WORK_SIDE) -> np.ndarray:
+    """Downscaled RGB copy (area interpolation) with the longest side at most `max_side`."""
     h, w = image.shape[:2]
     scale = min(1.0, max_side / max(h, w))
-    small = image
-    if scale < 1.0:
-        size = (max(2, round(w * scale)), max(2, round(h * scale)))
-        small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-    return cv2.cvtColor(small.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
+    if scale == 1.0:
+        return image
+    size = (max(2, round(w * scale)), max(2, round(h * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def _lab(rgb: np.ndarray) -> np.ndarray:
+    """CIELab (L in [0, 100]): the colour space all three papers measure contrast in."""
+    return cv2.cvtColor(rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
 
 
 def _to_output(raw: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -59,7 +63,7 @@ def frequency_tuned(image: np.ndarray) -> np.ndarray:
     mid/high frequencies of whole objects while dropping noise and texture.
     """
     _check_image(image)
-    lab = _working_lab(image)
+    lab = _lab(_working_copy(image))
     blurred = cv2.GaussianBlur(lab, (5, 5), 0)
     mean = lab.reshape(-1, 3).mean(axis=0)
     return _to_output(np.linalg.norm(blurred - mean, axis=2), image.shape[:2])
@@ -73,8 +77,9 @@ def _sweep(dist: np.ndarray, upper: np.ndarray, lower: np.ndarray, intensity: np
     for r in range(1, dist.shape[0]):
         up = np.maximum(upper[r - 1], intensity[r])
         lo = np.minimum(lower[r - 1], intensity[r])
-        better = up - lo < dist[r]
-        dist[r] = np.where(better, up - lo, dist[r])
+        barrier = up - lo
+        better = barrier < dist[r]
+        dist[r] = np.where(better, barrier, dist[r])
         upper[r] = np.where(better, up, upper[r])
         lower[r] = np.where(better, lo, lower[r])
 
@@ -90,7 +95,7 @@ def minimum_barrier(image: np.ndarray, *, passes: int = 3, contrast: float = 10.
     channels are summed, then the paper's sigmoid contrast enhancement (b = `contrast`) is applied.
     """
     _check_image(image)
-    lab = _working_lab(image)
+    lab = _lab(_working_copy(image))
     dist = np.full(lab.shape, np.inf, np.float32)
     dist[0], dist[-1], dist[:, 0], dist[:, -1] = 0, 0, 0, 0
     upper, lower = lab.copy(), lab.copy()
@@ -146,9 +151,9 @@ def robust_background(
     Σ w_bg s² + Σ w_fg (s - 1)² + Σ_adjacent w_ij (s_i - s_j)², i.e. (W_bg + W_fg + Laplacian) s = w_fg.
     """
     _check_image(image)
-    lab = _working_lab(image)
-    rgb_small = cv2.cvtColor(lab, cv2.COLOR_LAB2RGB)
-    raw_labels = slic(rgb_small, n_segments=n_segments, compactness=10, start_label=0, channel_axis=-1)
+    small = _working_copy(image)
+    lab = _lab(small)
+    raw_labels = slic(small, n_segments=n_segments, compactness=10, start_label=0, channel_axis=-1)
     _, labels = np.unique(raw_labels, return_inverse=True)
     labels = labels.reshape(raw_labels.shape)
     n = int(labels.max()) + 1
@@ -158,15 +163,15 @@ def robust_background(
     counts = np.bincount(labels.ravel(), minlength=n).astype(np.float64)
     colour = np.stack([np.bincount(labels.ravel(), lab[..., c].ravel(), n) for c in range(3)], 1) / counts[:, None]
     ys, xs = np.mgrid[0 : labels.shape[0], 0 : labels.shape[1]]
-    centre = np.stack(
-        [np.bincount(labels.ravel(), (ys / labels.shape[0]).ravel(), n), np.bincount(labels.ravel(), (xs / labels.shape[1]).ravel(), n)],
-        1,
-    ) / counts[:, None]
+    # Centroids in [0, 1] coordinates, so sigma_spa is a fraction of the frame whatever its size.
+    positions = (ys / labels.shape[0], xs / labels.shape[1])
+    centre = np.stack([np.bincount(labels.ravel(), p.ravel(), n) for p in positions], 1) / counts[:, None]
     d_app = np.linalg.norm(colour[:, None] - colour[None], axis=2)
 
     pairs, border = _superpixel_graph(labels)
-    ring = np.array([(a, b) for i, a in enumerate(border) for b in border[i + 1 :]], dtype=np.int64).reshape(-1, 2)
-    edges = np.concatenate([pairs, ring])
+    first, second = np.triu_indices(border.size, 1)
+    # Both halves hold (i < j) pairs; dedupe so the CSR conversion does not add up repeated edges.
+    edges = np.unique(np.concatenate([pairs, np.stack([border[first], border[second]], 1)]), axis=0)
     # Tiny offset: the sparse graph drops zero-weight edges, which would disconnect flat regions.
     weight = d_app[edges[:, 0], edges[:, 1]] + 1e-6
     graph = coo_matrix((weight, (edges[:, 0], edges[:, 1])), shape=(n, n)).tocsr()

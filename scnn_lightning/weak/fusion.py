@@ -66,6 +66,8 @@ class GramAccumulator:
             )
         per_frame = max(1, gt.shape[1] * gt.shape[2])
         step = max(1, self.chunk_pixels // per_frame)
+        # Sum into locals and commit at the end: a bad chunk leaves the accumulator untouched.
+        gram, cross, energy = np.zeros_like(self.gram), np.zeros_like(self.cross), 0.0
         for start in range(0, gt.shape[0], step):
             chunk = sources[:, start : start + step]
             labels = gt[start : start + step]
@@ -73,10 +75,13 @@ class GramAccumulator:
             _check_gt(labels)
             s = chunk.reshape(self.k, -1).astype(np.float64)
             g = labels.reshape(-1).astype(np.float64)
-            self.gram += s @ s.T
-            self.cross += s @ g
-            self.gt_energy += float(g @ g)
-            self.pixels += g.size
+            gram += s @ s.T
+            cross += s @ g
+            energy += float(g @ g)
+        self.gram += gram
+        self.cross += cross
+        self.gt_energy += energy
+        self.pixels += gt.size
 
     def objective(self, weights: np.ndarray) -> float:
         """Mean squared error of Eq. 8 per labelled pixel for these weights."""

@@ -40,7 +40,8 @@ def _fit_to_frame(saliency: np.ndarray, image: np.ndarray, origin: str | Path) -
     if not np.isfinite(saliency).all():
         raise DataError(origin, "saliency map contains NaN or infinite values")
     if saliency.min() < 0.0 or saliency.max() > 1.0:
-        raise DataError(origin, f"saliency map outside [0, 1] (min {saliency.min():.4g}, max {saliency.max():.4g})")
+        low, high = saliency.min(), saliency.max()
+        raise DataError(origin, f"saliency map outside [0, 1] (min {low:.4g}, max {high:.4g})")
     h, w = image.shape[:2]
     if saliency.shape != (h, w):
         saliency = np.clip(cv2.resize(saliency, (w, h), interpolation=cv2.INTER_LINEAR), 0.0, 1.0)

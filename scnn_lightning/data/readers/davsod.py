@@ -42,12 +42,15 @@ def _read_sequence(folder: Path, problems: list[str]) -> SequenceRef:
 def read_davsod(root: str | Path, split: str | None = None) -> DatasetIndex:
     root = require_root(root)
     check_split(NAME, root, split, SPLITS)
-    folders = subfolders(root)
-    sequences = [f for f in folders if (f / "Imgs").is_dir()]
-    if not sequences:
-        raise DataError(root, f"no <seq>/Imgs/ folders (expected layout: {LAYOUT})")
     problems: list[str] = []
-    others = [f.name for f in folders if f not in sequences]
-    if others:
-        problems.append(f"{root}: folders without Imgs/, skipped: {', '.join(others)}")
+    if (root / "Imgs").is_dir():  # the root is itself one sequence folder
+        sequences = [root]
+    else:
+        folders = subfolders(root)
+        sequences = [f for f in folders if (f / "Imgs").is_dir()]
+        if not sequences:
+            raise DataError(root, f"no <seq>/Imgs/ folders (expected layout: {LAYOUT})")
+        others = [f.name for f in folders if f not in sequences]
+        if others:
+            problems.append(f"{root}: folders without Imgs/, skipped: {', '.join(others)}")
     return finish(NAME, root, [_read_sequence(f, problems) for f in sequences], problems, LAYOUT)

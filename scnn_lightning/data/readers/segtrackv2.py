@@ -17,10 +17,10 @@ from scnn_lightning.data.readers.common import (
     list_images,
     locate,
     note,
-    unlabelled,
     require_root,
     stem_map,
     subfolders,
+    unlabelled,
 )
 from scnn_lightning.data.records import DatasetIndex, FrameRef, SequenceRef
 from scnn_lightning.errors import DataError

@@ -1,0 +1,79 @@
+"""Launch the ablation study: every variant × seed as its own process (so it also works under DDP).
+
+    python -m ablations.launch --out runs/study --seeds 0 1 2 [--variants ...] [--extras crf upsample]
+        [-- any experiments.run overrides, e.g. data=benchmark trainer=gpu]
+
+Per seed, stage 1 runs once (`stage1_only=true`) and every variant's cascade is built from that
+checkpoint, so the variants differ only in what the paper's ablation changes. The extra comparisons
+are the CRF switched off (`SCNN-noCRF`, paper Fig. 9) and score maps from all blocks
+(`SCNN-allblocks`, Fig. 10; it needs its own stage 1 because its FCN has more score layers).
+A run whose metrics.json exists is skipped, so an interrupted study resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from scnn_lightning.models.variants import VARIANTS
+
+EXTRAS = {  # option name -> (tag, variant, overrides, needs its own stage 1)
+    "crf": ("SCNN-noCRF", "SCNN", ["crf=null"], False),
+    "upsample": ("SCNN-allblocks", "SCNN", ["model.upsample=all"], True),
+}
+
+
+def plan(out: Path, seeds: list[int], variants: list[str], extras: list[str], overrides: list[str]) -> list[tuple]:
+    """The ordered list of (run directory, command overrides) the study consists of."""
+    jobs = []
+    for seed in seeds:
+        base = out / f"seed{seed}"
+        stage1 = base / "stage1"
+        jobs.append((stage1, [f"seed={seed}", "stage1_only=true", *overrides]))
+        ckpt = f"stage1.ckpt={stage1 / 'stage1' / 'checkpoints' / 'last.ckpt'}"
+        for code in variants:
+            jobs.append((base / code, [f"ablation={code}", f"seed={seed}", ckpt, *overrides]))
+        for name in extras:
+            tag, code, extra, own_stage1 = EXTRAS[name]
+            runs = [f"ablation={code}", f"tag={tag}", f"seed={seed}", *extra, *overrides]
+            jobs.append((base / tag, runs if own_stage1 else [*runs, ckpt]))
+    return jobs
+
+
+def finished(run_dir: Path) -> bool:
+    """A run is complete once its last file is written (metrics.json, or stage1.json for stage 1)."""
+    return (run_dir / "metrics.json").is_file() or (run_dir / "stage1.json").is_file()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--extras", nargs="*", default=list(EXTRAS), choices=list(EXTRAS))
+    parser.add_argument("--dry-run", action="store_true", help="print the commands only")
+    args, overrides = parser.parse_known_args(argv)
+    overrides = [o for o in overrides if o != "--"]
+    jobs = plan(args.out, args.seeds, args.variants, args.extras, overrides)
+    for n, (run_dir, job) in enumerate(jobs, 1):
+        cmd = [sys.executable, "-m", "experiments.run", *job, f"hydra.run.dir={run_dir}"]
+        if finished(run_dir):
+            print(f"[{n}/{len(jobs)}] done already: {run_dir}", flush=True)
+            continue
+        print(f"[{n}/{len(jobs)}] {' '.join(cmd[1:])}", flush=True)
+        if args.dry_run:
+            continue
+        started = time.time()
+        result = subprocess.run(cmd)
+        if result.returncode != 0:
+            print(f"run failed ({result.returncode}): {run_dir}", file=sys.stderr)
+            return result.returncode
+        print(f"    finished in {time.time() - started:.0f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

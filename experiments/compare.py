@@ -1,0 +1,131 @@
+"""`python -m experiments.compare RUN_DIR... --out DIR`: one comparison report over finished runs.
+
+    python -m experiments.compare logs/runs/SCNN/* logs/runs/sFCN/* --out reports/ablation \
+        [--gt data/DAVIS --dataset davis --split val] [--frames 6]
+
+Runs of the same variant (and CRF setting and protocol) are pooled over their seeds. Writes under DIR:
+  report.md         scores per variant (mean ± std over seeds, best in bold), figures, Table II run time
+  summary.csv       the same scores at full precision, one row per variant
+  pr_curves.png     PR curves of every variant (paper Fig. 5 / 7, top)
+  mae_bars.png      MAE per variant with value labels (Fig. 5 / 7, bottom)
+  qualitative.png   test frames × [frame, ground truth,] variant maps (Fig. 6 / 8)
+  overview.png      the three figures in one picture
+Mixing evaluation protocols is allowed but flagged in the report and on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from experiments.report.figures import compose_overview, plot_mae_bars, plot_pr_curves
+from experiments.report.qualitative import plot_grid, rows_from_dataset, rows_from_predictions
+from experiments.report.runs import LOWER_IS_BETTER, VariantGroup, consistency_warnings, group_runs, load_run
+from experiments.report.tables import metrics_table, runtime_table, write_summary_csv
+from scnn_lightning.errors import DataError
+from scnn_lightning.utils import atomic_path
+
+
+def _load_all(run_dirs) -> list:
+    seen: dict[Path, Path] = {}
+    runs = []
+    for raw in run_dirs:
+        path = Path(raw)
+        if path.resolve() in seen:
+            raise DataError(path, f"given twice (also as {seen[path.resolve()]}); each run may count once")
+        seen[path.resolve()] = path
+        runs.append(load_run(path))
+    if not runs:
+        raise ValueError("no run directories given")
+    return runs
+
+
+def _qualitative(groups: list[VariantGroup], out: Path, *, gt, dataset, split, frames: int) -> tuple[bool, list[str]]:
+    """Draw the grid; returns whether it was drawn and any warning about why not."""
+    if frames <= 0:
+        return False, []
+    if gt is not None:
+        rows = rows_from_dataset(groups, frames, gt=Path(gt), dataset=dataset, split=split)
+    else:
+        rows = rows_from_predictions(groups, frames)
+    if not rows:
+        return False, ["no test frame has a saliency map in every run's predictions/ folder; "
+                       "the qualitative grid is left out"]
+    plot_grid(rows, groups, out / "qualitative.png")
+    return True, []
+
+
+def _markdown(groups, runs, warnings: list[str], *, has_pr: bool, has_grid: bool, gt, dataset, split) -> str:
+    lines = ["# Comparison report", ""]
+    lines += [f"> **Warning:** {w}" for w in warnings] + ([""] if warnings else [])
+    lines += [f"{len(runs)} run(s), {len(groups)} variant(s). Scores are mean ± sample std over seeds "
+              f"(n runs); the best value of each column is in bold "
+              f"({', '.join(sorted(LOWER_IS_BETTER))}: lower is better, the rest: higher). "
+              "`protocol` is the evaluation protocol and `CRF` whether the dense CRF (Eq. 9-10) refined the maps.",
+              "", "## Scores", "", metrics_table(groups), "", "Full precision: [summary.csv](summary.csv).", ""]
+    lines += ["## PR curves and MAE", ""]
+    lines += ["![PR curves](pr_curves.png)"] if has_pr else ["No run recorded a pr_curve.json; no PR plot."]
+    lines += ["![MAE](mae_bars.png)", ""]
+    if has_grid:
+        source = f"input frames and ground truth from {dataset} at {gt}" + (f" (split {split})" if split else "") if gt \
+            else "no ground-truth data given (`--gt`), so only the maps are shown"
+        lines += ["## Qualitative results", "", f"Each variant's maps come from its first run (lowest seed); {source}.",
+                  "", "![qualitative](qualitative.png)", ""]
+    runtime = runtime_table(groups)
+    if runtime is not None:
+        lines += ["## Run time per component (Table II)", "",
+                  "Mean seconds per frame over the runs that recorded `timings.json`.", "", runtime, ""]
+    lines += ["## Runs", ""] + [f"- {g.label}: " + ", ".join(f"`{r.path}` (seed {r.seed})" for r in g.runs) for g in groups]
+    return "\n".join(lines) + "\n"
+
+
+def build_report(run_dirs, out, *, gt=None, dataset=None, split=None, frames: int = 6) -> Path:
+    """Write the comparison report of `run_dirs` under `out`; returns the path of `report.md`."""
+    if gt is not None and dataset is None:
+        raise ValueError("--gt needs --dataset (the reader for that root)")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    runs = _load_all(run_dirs)
+    groups = group_runs(runs)
+    warnings = consistency_warnings(runs, groups)
+
+    write_summary_csv(out / "summary.csv", groups)
+    has_pr = plot_pr_curves(groups, out / "pr_curves.png")
+    plot_mae_bars(groups, out / "mae_bars.png")
+    has_grid, grid_warnings = _qualitative(groups, out, gt=gt, dataset=dataset, split=split, frames=frames)
+    warnings += grid_warnings
+    compose_overview([out / "pr_curves.png"] * has_pr + [out / "mae_bars.png"],
+                     out / "qualitative.png" if has_grid else None, out / "overview.png")
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+
+    report = out / "report.md"
+    with atomic_path(report) as tmp:
+        tmp.write_text(_markdown(groups, runs, warnings, has_pr=has_pr, has_grid=has_grid, gt=gt, dataset=dataset, split=split))
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m experiments.compare", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR", help="finished runs (each with metrics.json)")
+    parser.add_argument("--out", required=True, type=Path, help="report folder (created)")
+    parser.add_argument("--gt", type=Path, help="ground-truth dataset root, for the qualitative grid's frames and masks")
+    parser.add_argument("--dataset", help="reader for --gt (scnn_lightning.data.readers names, e.g. davis)")
+    parser.add_argument("--split", help="split of --gt (reader-specific, e.g. val)")
+    parser.add_argument("--frames", type=int, default=6, help="rows of the qualitative grid (0: no grid)")
+    args = parser.parse_args(argv)
+    if args.gt is not None and args.dataset is None:
+        parser.error("--gt needs --dataset")
+    try:
+        report = build_report(args.run_dirs, args.out, gt=args.gt, dataset=args.dataset, split=args.split, frames=args.frames)
+    except DataError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Building blocks of `python -m experiments.compare`: run loading, tables, figures, qualitative grid."""
