@@ -41,7 +41,8 @@ def _load_all(run_dirs) -> list:
     return runs
 
 
-def _qualitative(groups: list[VariantGroup], out: Path, *, gt, dataset, split, frames: int) -> tuple[bool, list[str]]:
+def _qualitative(groups: list[VariantGroup], out: Path, *, gt, dataset, split,
+                 frames: int) -> tuple[bool, list[str]]:
     """Draw the grid; returns whether it was drawn and any warning about why not."""
     if frames <= 0:
         return False, []
@@ -68,15 +69,18 @@ def _markdown(groups, runs, warnings: list[str], *, has_pr: bool, has_grid: bool
     lines += ["![PR curves](pr_curves.png)"] if has_pr else ["No run recorded a pr_curve.json; no PR plot."]
     lines += ["![MAE](mae_bars.png)", ""]
     if has_grid:
-        source = f"input frames and ground truth from {dataset} at {gt}" + (f" (split {split})" if split else "") if gt \
-            else "no ground-truth data given (`--gt`), so only the maps are shown"
+        if gt is None:
+            source = "no ground-truth data given (`--gt`), so only the maps are shown"
+        else:
+            source = f"input frames and ground truth from {dataset} at `{gt}`" + (f" (split {split})" if split else "")
         lines += ["## Qualitative results", "", f"Each variant's maps come from its first run (lowest seed); {source}.",
                   "", "![qualitative](qualitative.png)", ""]
     runtime = runtime_table(groups)
     if runtime is not None:
         lines += ["## Run time per component (Table II)", "",
                   "Mean seconds per frame over the runs that recorded `timings.json`.", "", runtime, ""]
-    lines += ["## Runs", ""] + [f"- {g.label}: " + ", ".join(f"`{r.path}` (seed {r.seed})" for r in g.runs) for g in groups]
+    lines += ["## Runs", ""]
+    lines += [f"- {g.label}: " + ", ".join(f"`{r.path}` (seed {r.seed})" for r in g.runs) for g in groups]
     return "\n".join(lines) + "\n"
 
 
@@ -102,16 +106,19 @@ def build_report(run_dirs, out, *, gt=None, dataset=None, split=None, frames: in
 
     report = out / "report.md"
     with atomic_path(report) as tmp:
-        tmp.write_text(_markdown(groups, runs, warnings, has_pr=has_pr, has_grid=has_grid, gt=gt, dataset=dataset, split=split))
+        tmp.write_text(_markdown(groups, runs, warnings, has_pr=has_pr, has_grid=has_grid,
+                                 gt=gt, dataset=dataset, split=split))
     return report
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m experiments.compare", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR", help="finished runs (each with metrics.json)")
+    parser.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR",
+                        help="finished runs (each with metrics.json)")
     parser.add_argument("--out", required=True, type=Path, help="report folder (created)")
-    parser.add_argument("--gt", type=Path, help="ground-truth dataset root, for the qualitative grid's frames and masks")
+    parser.add_argument("--gt", type=Path,
+                        help="ground-truth dataset root, for the qualitative grid's frames and masks")
     parser.add_argument("--dataset", help="reader for --gt (scnn_lightning.data.readers names, e.g. davis)")
     parser.add_argument("--split", help="split of --gt (reader-specific, e.g. val)")
     parser.add_argument("--frames", type=int, default=6, help="rows of the qualitative grid (0: no grid)")
@@ -119,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.gt is not None and args.dataset is None:
         parser.error("--gt needs --dataset")
     try:
-        report = build_report(args.run_dirs, args.out, gt=args.gt, dataset=args.dataset, split=args.split, frames=args.frames)
+        report = build_report(args.run_dirs, args.out, gt=args.gt, dataset=args.dataset, split=args.split,
+                              frames=args.frames)
     except DataError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

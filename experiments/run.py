@@ -20,9 +20,13 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
-from scnn_lightning.data.datamodule import SaliencyDataModule
+from experiments.compare import build_report
+from scnn_lightning.data.datamodule import SaliencyDataModule, apply_label_budget, load_sequences
+from scnn_lightning.data.records import DatasetIndex
 from scnn_lightning.data.synthetic import ensure_clips
 from scnn_lightning.models.variants import get_variant
+from scnn_lightning.motion.classifier import train_region_classifier
+from scnn_lightning.motion.provider import MotionProvider
 from scnn_lightning.training.checkpoints import checkpoint_stage, load_fcn
 from scnn_lightning.training.module import ImageStageModule, create_module
 from scnn_lightning.utils import write_json
@@ -43,7 +47,9 @@ def build_loggers(cfg: DictConfig, out: Path, name: str) -> list:
 
 
 def build_trainer(cfg: DictConfig, out: Path, name: str, ckpt_dir: Path, callbacks=()) -> L.Trainer:
-    checkpoint = ModelCheckpoint(dirpath=str(ckpt_dir), save_last=True, save_top_k=0)
+    # Every epoch (top_k=0 would write last.ckpt only when fit ends), after WeakLabelRefresh has published
+    # the next round at train epoch end (a save at validation end would record the finished epoch's round).
+    checkpoint = ModelCheckpoint(dirpath=str(ckpt_dir), save_last=True, save_top_k=1, save_on_train_epoch_end=True)
     trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
     return L.Trainer(**trainer_cfg, default_root_dir=str(out), logger=build_loggers(cfg, out, name),
                      callbacks=[checkpoint, *callbacks], reload_dataloaders_every_n_epochs=1)
@@ -68,7 +74,8 @@ def datamodule(cfg: DictConfig, *, train, val=(), test=(), motion=None) -> Salie
 
 def generate_data(cfg: DictConfig) -> None:
     for spec in (cfg.data.get("generate") or {}).values():
-        ensure_clips(**OmegaConf.to_container(spec, resolve=True))
+        if spec is not None:  # a data config can switch off a set it inherits
+            ensure_clips(**OmegaConf.to_container(spec, resolve=True))
 
 
 def run_stage1(cfg: DictConfig, out: Path, resume: str | None) -> Path:
@@ -87,19 +94,16 @@ def build_motion(cfg: DictConfig, out: Path, stage1_ckpt: Path, needed: bool):
     """The temporal prior provider; trains the region classifier first when none is given."""
     if not needed:
         return None
-    from scnn_lightning.motion.provider import MotionProvider
 
     m = cfg.motion
     classifier = m.classifier
     if m.prior == "superpixel" and classifier is None:
         classifier = out / "temporal" / "region_classifier.pt"
-        if not classifier.exists():
-            from scnn_lightning.data.datamodule import load_sequences
-            from scnn_lightning.motion.classifier import train_region_classifier
-
-            sequences = load_sequences(OmegaConf.to_container(cfg.data.videos, resolve=True))
-            train_region_classifier(sequences, backbone=load_fcn(stage1_ckpt).backbone, out=classifier,
-                                    epochs=m.classifier_epochs, seed=cfg.seed)
+        if not classifier.exists():  # trained on the same budgeted ground truth stage 2 sees
+            sequences = [apply_label_budget(s, cfg.data.label_every)
+                         for s in load_sequences(OmegaConf.to_container(cfg.data.videos, resolve=True))]
+            train_region_classifier(DatasetIndex("videos", out, sequences), backbone=load_fcn(stage1_ckpt).backbone,
+                                    out=classifier, flow=m.flow, epochs=m.classifier_epochs, seed=cfg.seed)
     return MotionProvider(flow=m.flow, prior=m.prior, classifier=classifier, cache_dir=m.cache_dir)
 
 
@@ -144,7 +148,17 @@ def run(cfg: DictConfig) -> dict:
     if trainer.is_global_zero:
         write_json(out / "metrics.json", metrics)
         write_json(out / "pr_curve.json", {k: module.test_scores[k].tolist() for k in ("precision", "recall")})
+        if cfg.report:
+            write_run_report(cfg, out)
     return metrics
+
+
+def write_run_report(cfg: DictConfig, out: Path) -> Path:
+    """The comparison report of this one run, with its first test source for the qualitative grid."""
+    test = OmegaConf.to_container(cfg.data.test, resolve=True)
+    first = test[0] if test else None
+    return build_report([out], out / "report", gt=first and first["root"], dataset=first and first["dataset"],
+                        split=first and first.get("split"), frames=4)
 
 
 def _is_scalar(v) -> bool:

@@ -28,7 +28,7 @@ TINY_OVERRIDES = [
     "model.width=0.0625", "model.fc_channels=64",
     "++trainer.max_epochs=1", "++trainer.limit_train_batches=2", "++trainer.limit_val_batches=1",
     "++trainer.limit_test_batches=1", "++trainer.enable_progress_bar=false", "++trainer.enable_model_summary=false",
-    "++motion.classifier_epochs=2",
+    "++motion.classifier_epochs=2", "report=false",
 ]
 
 

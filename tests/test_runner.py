@@ -51,12 +51,14 @@ def test_each_ablation_runs_end_to_end(code, tmp_path, data_dir, stage1_ckpt):
 
 def test_full_schedule_with_superpixel_prior(tmp_path, data_dir):
     """No stage-1 checkpoint given: stage 1, region classifier, stage 2 and test in one call."""
-    metrics = run(compose_run(tmp_path, data_dir, ["ablation=SCNN"]))
+    metrics = run(compose_run(tmp_path, data_dir, ["ablation=SCNN", "report=true"]))
     assert (tmp_path / "stage1" / "checkpoints" / "last.ckpt").is_file()
     assert (tmp_path / "temporal" / "region_classifier.pt").is_file()
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
     assert metrics["crf"] is True and 0.0 <= metrics["mae"] <= 1.0
     assert list((tmp_path / "csv").rglob("metrics.csv"))
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "SCNN" in report and (tmp_path / "report" / "qualitative.png").is_file()
 
 
 def test_cli_sweeps_all_seven(tmp_path, data_dir, stage1_ckpt):

@@ -25,7 +25,7 @@ def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("motion")
     torch.manual_seed(0)
     index = make_index(root / "train", ["a", "b"], frames=4)
-    clf = train_region_classifier(index, backbone=VGG16Backbone(width=0.5), out=root / "clf.pt")
+    clf = train_region_classifier(index, backbone=VGG16Backbone(width=0.25), out=root / "clf.pt")
     test = make_clip(root / "test", "c", frames=4, seed=7)
     return root / "clf.pt", clf, test
 

@@ -4,26 +4,30 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import cv2
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # files only: the report is built on machines without a display
-import matplotlib.pyplot as plt  # noqa: E402
-
-from experiments.report.runs import VariantGroup  # noqa: E402
-from scnn_lightning.utils import atomic_path  # noqa: E402
+from experiments.report.runs import VariantGroup
+from scnn_lightning.utils import atomic_path
 
 # Fig. 7 separates many curves by colour and dash pattern; cycling both keeps 7+ variants legible.
 LINESTYLES = ("-", "--", "-.", ":")
 
 
 def style(index: int) -> dict:
-    return {"color": plt.get_cmap("tab10")(index % 10), "linestyle": LINESTYLES[index % len(LINESTYLES)]}
+    return {"color": colormaps["tab10"](index % 10), "linestyle": LINESTYLES[index % len(LINESTYLES)]}
 
 
-def save(fig, path: Path) -> None:
+def new_figure(figsize: tuple[float, float]) -> Figure:
+    """A figure outside pyplot: rendered by Agg when saved, no display and no global backend switch."""
+    return Figure(figsize=figsize)
+
+
+def save(fig: Figure, path: Path) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120, bbox_inches="tight")
-    plt.close(fig)
 
 
 def plot_pr_curves(groups: list[VariantGroup], path: Path) -> bool:
@@ -31,12 +35,13 @@ def plot_pr_curves(groups: list[VariantGroup], path: Path) -> bool:
     curves = [(g, c) for g in groups if (c := g.pr_curve()) is not None]
     if not curves:
         return False
-    fig, ax = plt.subplots(figsize=(5, 4.2))
+    fig = new_figure((5, 4.2))
+    ax = fig.subplots()
     for g, (precision, recall) in curves:
         ax.plot(recall, precision, linewidth=1.8, label=g.label, **style(groups.index(g)))
     ax.set(xlabel="Recall", ylabel="Precision", xlim=(0, 1), ylim=(0, 1.02), title="PR curves")
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="lower left", fontsize="small")
+    ax.legend(loc="best", fontsize="small")
     save(fig, path)
     return True
 
@@ -44,12 +49,15 @@ def plot_pr_curves(groups: list[VariantGroup], path: Path) -> bool:
 def plot_mae_bars(groups: list[VariantGroup], path: Path) -> None:
     """One bar per variant with its MAE written on it (std over seeds as an error bar when n > 1)."""
     stats = [g.stat("mae") for g in groups]
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(groups) + 1.5), 4.2))
+    fig = new_figure((max(4.0, 0.9 * len(groups) + 1.5), 4.2))
+    ax = fig.subplots()
     bars = ax.bar(range(len(groups)), [s.mean for s in stats],
-                  yerr=[s.std or 0.0 for s in stats], capsize=4 if any(s.std for s in stats) else 0,
+                  yerr=[np.nan if s.std is None else s.std for s in stats], capsize=4,  # NaN: no bar for n = 1
                   color=[style(i)["color"] for i in range(len(groups))], edgecolor="black", linewidth=0.6)
     ax.bar_label(bars, labels=[f"{s.mean:.3f}" for s in stats], padding=3, fontsize="small")
-    ax.set_xticks(range(len(groups)), [g.label for g in groups], rotation=30 if len(groups) > 4 else 0, ha="right" if len(groups) > 4 else "center")
+    crowded = len(groups) > 4  # slanted labels keep long names like "SCNN (no CRF)" apart
+    ax.set_xticks(range(len(groups)), [g.label for g in groups], rotation=30 if crowded else 0,
+                  ha="right" if crowded else "center")
     top = max(s.mean + (s.std or 0.0) for s in stats)
     ax.set(ylabel="MAE", ylim=(0, top * 1.2 if top > 0 else 1.0), title="MAE (lower is better)")
     ax.grid(True, axis="y", alpha=0.3)
@@ -58,9 +66,6 @@ def plot_mae_bars(groups: list[VariantGroup], path: Path) -> None:
 
 def compose_overview(top: list[Path], bottom: Path | None, path: Path) -> None:
     """One shareable picture: the score figures side by side, the qualitative grid (if any) below."""
-    import cv2
-    import numpy as np
-
     def pad(img, height: int, width: int):  # white margin, image centred horizontally
         canvas = np.full((height, width, 3), 255, np.uint8)
         left = (width - img.shape[1]) // 2

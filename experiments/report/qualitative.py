@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from experiments.report.figures import plt, save
+from experiments.report.figures import new_figure, save
 from experiments.report.runs import VariantGroup
 from scnn_lightning.data.io import read_frame, read_mask
 from scnn_lightning.data.readers import load_index
@@ -43,10 +43,13 @@ def predicted_frames(group: VariantGroup) -> set[FrameKey]:
 
 
 def spread(items: list, count: int) -> list:
-    """`count` evenly spaced items, first and last included (all of them when there are not more)."""
+    """`count` evenly spaced items: the centres of `count` equal slices (all items when there are not more).
+
+    Centres rather than end points, so that a single pick is the middle frame, not the (often easy) first one.
+    """
     if count >= len(items):
         return list(items)
-    return [items[i] for i in np.linspace(0, len(items) - 1, count).round().astype(int)]
+    return [items[int((i + 0.5) * len(items) / count)] for i in range(count)]
 
 
 def choose_frames(candidates: dict[str, list[str]], count: int) -> list[FrameKey]:
@@ -78,13 +81,15 @@ def rows_from_predictions(groups: list[VariantGroup], count: int) -> list[GridRo
             for key in choose_frames(candidates, count)]
 
 
-def rows_from_dataset(groups: list[VariantGroup], count: int, *, gt: Path, dataset: str, split: str | None) -> list[GridRow]:
+def rows_from_dataset(groups: list[VariantGroup], count: int, *, gt: Path, dataset: str,
+                      split: str | None) -> list[GridRow]:
     """With ground-truth data: labelled frames (in the dataset's order) that every variant predicted."""
     index = load_index(dataset, gt, split=split)
     common = set.intersection(*(predicted_frames(g) for g in groups))
     refs: dict[FrameKey, FrameRef] = {(f.sequence, f.name): f for f in index.frames if (f.sequence, f.name) in common}
     if not refs:
-        raise DataError(gt, f"none of the {len(index.frames)} frames of {dataset} (split {split}) has a map in "
+        which = f"{dataset}" + (f" (split {split})" if split else "")
+        raise DataError(gt, f"none of the {len(index.frames)} frames of {which} has a map in "
                             f"every run's predictions/ folder; is this the runs' test set?")
     # Prefer frames with ground truth; fall back to unlabelled ones only when no labelled frame was predicted.
     usable = {k: f for k, f in refs.items() if f.labelled} or refs
@@ -106,13 +111,15 @@ def plot_grid(rows: list[GridRow], groups: list[VariantGroup], path: Path) -> No
     titles = (["Frame", "Ground truth"] if with_gt else []) + [g.label for g in groups]
     height, width = rows[0].maps[0].shape if not with_gt else rows[0].frame.shape[:2]
     cell = 1.7
-    fig, axes = plt.subplots(len(rows), len(titles), squeeze=False,
-                             figsize=(cell * len(titles), cell * len(rows) * height / width + 0.4))
+    fig = new_figure((cell * len(titles), cell * len(rows) * height / width + 0.4))
+    axes = fig.subplots(len(rows), len(titles), squeeze=False)
     for r, row in enumerate(rows):
         panels = ([row.frame, row.mask] if with_gt else []) + row.maps
         for c, (ax, panel) in enumerate(zip(axes[r], panels)):
             if panel is None:  # an unlabelled frame: say so rather than draw an empty mask
-                ax.text(0.5, 0.5, "no ground truth", ha="center", va="center", fontsize="x-small", transform=ax.transAxes)
+                ax.text(0.5, 0.5, "no ground truth", ha="center", va="center", fontsize="x-small",
+                        transform=ax.transAxes)
+                ax.set_box_aspect(row.maps[0].shape[0] / row.maps[0].shape[1])  # same shape as its neighbours
             elif panel.ndim == 3:
                 ax.imshow(panel)
             else:

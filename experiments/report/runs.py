@@ -102,7 +102,8 @@ def load_run(path: str | Path) -> Run:
     # null means "not measured" (e.g. temporal consistency without frames), so it is left out, not zero.
     scores = {k: _finite_number(metrics_path, k, metrics[k]) for k in METRICS if metrics.get(k) is not None}
     pr_path, timings_path = path / "pr_curve.json", path / "timings.json"
-    return Run(path=path, variant=str(metrics["variant"]), protocol=str(metrics["protocol"]), crf=metrics["crf"],
+    # A run's `tag` (e.g. SCNN-allblocks) names it in reports; it defaults to the variant code.
+    return Run(path=path, variant=str(metrics.get("tag") or metrics["variant"]), protocol=str(metrics["protocol"]), crf=metrics["crf"],
                seed=metrics["seed"], scores=scores, pr=_read_pr(pr_path) if pr_path.is_file() else None,
                timings=_read_timings(timings_path) if timings_path.is_file() else None)
 
@@ -146,7 +147,8 @@ class VariantGroup:
             return None
         sizes = {c[0].size for c in curves}
         if len(sizes) > 1:
-            raise DataError(self.runs[0].path, f"runs of {self.label} have PR curves of different lengths {sorted(sizes)}")
+            raise DataError(self.runs[0].path,
+                            f"runs of {self.label} have PR curves of different lengths {sorted(sizes)}")
         return np.mean([c[0] for c in curves], axis=0), np.mean([c[1] for c in curves], axis=0)
 
     def timings(self) -> dict[str, Stat] | None:

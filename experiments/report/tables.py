@@ -37,7 +37,8 @@ def _cell(stat: Stat | None, n_runs: int, best: float | None) -> str:
 def metrics_table(groups: list[VariantGroup]) -> str:
     """Markdown: one row per variant, mean ± std over seeds, best value per column in bold."""
     metrics = present_metrics(groups)
-    header = ["variant", "protocol", "CRF", "n", "seeds", *(m + (" ↓" if m in LOWER_IS_BETTER else " ↑") for m in metrics)]
+    arrows = [m + (" ↓" if m in LOWER_IS_BETTER else " ↑") for m in metrics]
+    header = ["variant", "protocol", "CRF", "n", "seeds", *arrows]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * 5 + ["---:"] * len(metrics)) + "|"]
     best = {m: _best(groups, m) for m in metrics}
     for g in groups:

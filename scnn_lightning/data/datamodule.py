@@ -12,7 +12,7 @@ sets hold only frames that have a label, so the weak-label rounds grow the train
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 import cv2
@@ -84,6 +84,12 @@ def budget_keeps(seq: SequenceRef, index: int, label_every: int | None) -> bool:
         return True
     labelled = [i for i, f in enumerate(seq.frames) if f.labelled]
     return index in labelled[::label_every]
+
+
+def apply_label_budget(seq: SequenceRef, label_every: int | None) -> SequenceRef:
+    """A copy of `seq` whose frames outside the label budget carry no ground truth."""
+    frames = [f if budget_keeps(seq, i, label_every) else replace(f, masks=()) for i, f in enumerate(seq.frames)]
+    return SequenceRef(seq.name, frames, temporal=seq.temporal)
 
 
 class FrameDataset(Dataset):

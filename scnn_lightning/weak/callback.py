@@ -29,15 +29,23 @@ from torch.utils.data import DataLoader
 from scnn_lightning.data.transforms import to_uint8_image
 from scnn_lightning.errors import DataError
 from scnn_lightning.weak.fusion import GramAccumulator, solve_simplex_qp, weak_label
-from scnn_lightning.weak.sources import build_sources
+from scnn_lightning.weak.sources import PREDICTION, build_sources
 from scnn_lightning.weak.store import WeakLabelStore, labels_hash
 
-PREDICTION = "prediction"
 QUALITY_FRAMES = 64  # labelled frames per rank on which each round's label IoU is reported
 
 
 class WeakLabelRefresh(Callback):
+    """Writes weak-label round 0 at fit start and round k+1 after every `every_n_epochs`-th epoch k into
+    `root` (a `WeakLabelStore`), and points the trainer's datamodule at the newest round.
+
+    `sources` are `build_sources` specs of the fused saliency models (the network's map is added by the
+    callback itself). Needs `Trainer(reload_dataloaders_every_n_epochs=1)`.
+    """
+
     def __init__(self, *, root: str, sources: list, every_n_epochs: int = 1):
+        if not isinstance(every_n_epochs, int) or every_n_epochs < 1:
+            raise ValueError(f"every_n_epochs must be a positive integer, got {every_n_epochs!r}")
         self.root = str(root)
         self.source_specs = list(sources)
         self.every_n_epochs = every_n_epochs
@@ -138,7 +146,8 @@ class WeakLabelRefresh(Callback):
             for batch in loader:
                 batch = {k: v.to(pl_module.device) if torch.is_tensor(v) else v for k, v in batch.items()}
                 keys = list(zip(batch["sequence"], batch["name"]))
-                maps = np.stack([self._static(frames[key], img) for img, key in zip(batch["image"], keys)], axis=1)  # (K_static, B, H, W)
+                # (K_static, B, H, W)
+                maps = np.stack([self._static(frames[key], img) for img, key in zip(batch["image"], keys)], axis=1)
                 if with_prediction:
                     pred = pl_module.saliency(batch).float().cpu().numpy()
                     maps = np.concatenate([maps, pred[None]], axis=0)

@@ -1,0 +1,343 @@
+"""Streaming inference over sequences of any length: memory stays flat however long the video is.
+
+Three stages connected by bounded queues, each frame passing once through each:
+
+    reader thread   decode frame (and its flow partner) → flow → motion map → resize to network size
+    main thread     batches of `batch_size` frames through the network (one batch per network size)
+    writer thread   dense CRF (Eq. 9–10) → map resized to the frame size → PNG (atomic) → overlay video
+
+At most a few decoded frames live in the reader's window and `2 × batch_size` jobs in each queue, so
+peak memory does not grow with the number of frames. A frame whose PNG already exists is not processed
+again (an interrupted run resumes), but is still decoded when it is another frame's flow partner or
+when the overlay video needs it; timings count processed frames only.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from scnn_lightning.crf import CRFParams, refine
+from scnn_lightning.data.io import read_frame
+from scnn_lightning.data.records import FrameRef, SequenceRef
+from scnn_lightning.data.transforms import to_tensor_image, to_tensor_map
+from scnn_lightning.errors import DataError
+from scnn_lightning.inference.checkpoint import network_probability
+from scnn_lightning.inference.motion import MotionStep
+from scnn_lightning.inference.overlay import OverlayVideo, source_fps
+from scnn_lightning.motion.flow import plan_flow
+from scnn_lightning.training.module import SaliencyModule
+from scnn_lightning.utils import write_png_map
+
+STAGES = ("flow", "temporal_prior", "network", "crf")
+_END = object()  # end of a queue's stream
+
+
+@dataclass
+class Settings:
+    module: SaliencyModule
+    out: Path
+    nested: bool  # maps under <out>/<sequence>/ (datasets) rather than directly in <out>
+    motion: MotionStep | None  # None for variants without motion inputs (sFCN, OS, stage 1)
+    crf: CRFParams | None
+    size: tuple[int, int] | None  # fixed network input (H, W); None = each frame's size rounded to 8
+    device: torch.device
+    batch_size: int = 4
+    overlay: bool = False
+    progress: bool = True
+
+
+@dataclass
+class Job:
+    """One frame on its way through the pipeline."""
+
+    sequence: SequenceRef
+    index: int
+    png: Path
+    frame_size: tuple[int, int]
+    done: bool  # its PNG existed: only shown in the overlay
+    last: bool  # last frame of its sequence (closes the overlay video)
+    image: np.ndarray | None = None  # the frame, RGB uint8 (kept only for the overlay)
+    net_image: np.ndarray | None = None  # the frame at the network size (network and CRF input)
+    net_priors: dict[str, np.ndarray] = field(default_factory=dict)  # motion maps at the network size
+    saliency: np.ndarray | None = None  # network-size map in [0, 1]
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def net_size(self) -> tuple[int, int]:
+        return self.net_image.shape[:2]
+
+
+class _Failed:
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
+def png_path(out: Path, frame: FrameRef, nested: bool) -> Path:
+    return (out / frame.sequence if nested else out) / f"{frame.name}.png"
+
+
+def overlay_path(out: Path, sequence: SequenceRef, nested: bool) -> Path:
+    return (out / sequence.name if nested else out) / "overlay.mp4"
+
+
+def is_written(png: Path) -> bool:
+    """A map from an earlier run (PNGs are written atomically, so an existing one is complete)."""
+    return png.is_file() and png.stat().st_size > 0
+
+
+def rounded_size(frame_size: tuple[int, int], multiple: int = 8) -> tuple[int, int]:
+    """The frame size rounded to the nearest multiple of 8 (the network's coarsest clean stride)."""
+    return tuple(max(multiple, int(round(s / multiple)) * multiple) for s in frame_size)
+
+
+def _resize(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    if array.shape[:2] == tuple(size):
+        return array
+    return cv2.resize(array, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+
+
+class FrameWindow:
+    """The decoded frames of one sequence around the current one; older frames are dropped."""
+
+    def __init__(self, sequence: SequenceRef):
+        self.sequence = sequence
+        self.frames: dict[int, np.ndarray] = {}
+
+    def get(self, index: int) -> np.ndarray:
+        if index not in self.frames:
+            self.frames[index] = read_frame(self.sequence.frames[index])
+        return self.frames[index]
+
+    def forget_before(self, index: int) -> None:
+        for old in [i for i in self.frames if i < index]:
+            del self.frames[old]
+
+
+def _partner(sequence: SequenceRef, index: int) -> tuple[int | None, str]:
+    """The flow partner's index and the pairing rule, exactly as the training pipeline pairs frames."""
+    rule = plan_flow(sequence, index).rule
+    return {"forward": index + 1, "backward-negated": index - 1}.get(rule), rule
+
+
+def read_jobs(sequences: list[SequenceRef], settings: Settings) -> Iterator[Job]:
+    """Reader stage: every frame in order, with its network inputs when its map is still to be made."""
+    for sequence in sequences:
+        window = FrameWindow(sequence)
+        count = len(sequence.frames)
+        for index, frame in enumerate(sequence.frames):
+            window.forget_before(index - 1)  # t−1 may still be the last frame's partner
+            png = png_path(settings.out, frame, settings.nested)
+            job = Job(sequence, index, png, (0, 0), done=is_written(png), last=index == count - 1)
+            if job.done and not settings.overlay:
+                yield job
+                continue
+            image = window.get(index)
+            job.frame_size = image.shape[:2]
+            job.image = image if settings.overlay else None
+            if not job.done:
+                net_size = settings.size or rounded_size(job.frame_size)
+                job.net_image = _resize(image, net_size)
+                if settings.motion is not None:
+                    partner, rule = _partner(sequence, index)
+                    partner_image = None if partner is None else window.get(partner)
+                    maps, job.seconds = settings.motion(image, partner_image, rule)
+                    job.net_priors = {name: _resize(m, net_size) for name, m in maps.items()}
+            yield job
+
+
+def run_network(jobs: list[Job], settings: Settings) -> None:
+    """Network stage: one batch of same-size frames; the time is shared equally among them."""
+    device = settings.device
+    image = torch.stack([to_tensor_image(j.net_image) for j in jobs]).to(device)
+    priors = {name: torch.stack([to_tensor_map(j.net_priors[name]) for j in jobs]).to(device)
+              for name in jobs[0].net_priors}
+    start = time.perf_counter()
+    maps = network_probability(settings.module, image, priors)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    share = (time.perf_counter() - start) / len(jobs)
+    for job, saliency in zip(jobs, maps.float().cpu().numpy()):
+        job.saliency, job.seconds["network"] = saliency, share
+        job.net_priors = {}
+
+
+class Writer(threading.Thread):
+    """Writer stage: CRF, PNG and overlay, in frame order; sums the per-frame timings."""
+
+    def __init__(self, jobs: queue.Queue, settings: Settings, stop: threading.Event, bar: tqdm):
+        super().__init__(daemon=True, name="saliency-writer")
+        self.jobs, self.settings, self.stop, self.bar = jobs, settings, stop, bar
+        self.error: BaseException | None = None
+        self.sums: dict[str, float] = defaultdict(float)
+        self.processed = 0
+        self.first: Job | None = None
+        self._video: OverlayVideo | None = None
+
+    def run(self) -> None:
+        try:
+            while (job := _get(self.jobs, self.stop)) is not _END:
+                if job is None:  # stopped from outside
+                    break
+                self.write(job)
+        except BaseException as error:  # handed to the main thread, which re-raises it
+            self.error = error
+            self.stop.set()
+        finally:
+            if self._video is not None:
+                # A finished sequence was closed in write(); what is open here was interrupted.
+                self._video.abandon()
+
+    def write(self, job: Job) -> None:
+        s = self.settings
+        if job.done:
+            full = None
+        else:
+            saliency = job.saliency
+            if s.crf is not None:
+                start = time.perf_counter()
+                saliency = refine(job.net_image, saliency, s.crf)
+                job.seconds["crf"] = time.perf_counter() - start
+            full = _resize(saliency.astype(np.float32), job.frame_size)
+            write_png_map(job.png, full)
+            self.processed += 1
+            self.first = self.first or job
+            for key, value in job.seconds.items():
+                self.sums[key] += value
+        if s.overlay:
+            if full is None:
+                full = _read_map(job.png, job.frame_size)
+            if self._video is None:
+                seq = job.sequence
+                video = seq.frames[0].image if seq.frames[0].video_index is not None else None
+                self._video = OverlayVideo(overlay_path(s.out, seq, s.nested), source_fps(video))
+            self._video.write(job.image, full)
+            if job.last:
+                self._video.close()
+                self._video = None
+        self.bar.update(1)
+
+
+def _read_map(png: Path, size: tuple[int, int]) -> np.ndarray:
+    gray = cv2.imread(str(png), cv2.IMREAD_GRAYSCALE)
+    if gray is None:
+        raise DataError(png, "existing saliency map cannot be read (delete it to recompute it)")
+    return _resize(gray.astype(np.float32) / 255.0, size)
+
+
+def _put(q: queue.Queue, item, stop: threading.Event) -> bool:
+    """Blocking put that gives up when the pipeline is stopped."""
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _get(q: queue.Queue, stop: threading.Event):
+    """Blocking get that returns None when the pipeline is stopped."""
+    while not stop.is_set():
+        try:
+            return q.get(timeout=0.1)
+        except queue.Empty:
+            continue
+    return None
+
+
+def _reader(sequences: list[SequenceRef], settings: Settings, out: queue.Queue, stop: threading.Event) -> None:
+    try:
+        for job in read_jobs(sequences, settings):
+            if not _put(out, job, stop):
+                return
+        _put(out, _END, stop)
+    except BaseException as error:  # handed to the main thread, which re-raises it
+        _put(out, _Failed(error), stop)
+
+
+def stream_saliency(sequences: list[SequenceRef], settings: Settings) -> dict:
+    """Run the pipeline over `sequences`; returns the summed timings (see `timing_summary`)."""
+    stop = threading.Event()
+    jobs: queue.Queue = queue.Queue(maxsize=2 * settings.batch_size)
+    written: queue.Queue = queue.Queue(maxsize=2 * settings.batch_size)
+    total = sum(len(s.frames) for s in sequences)
+    bar = tqdm(total=total, unit="frame", desc="saliency", disable=not settings.progress, dynamic_ncols=True)
+    reader = threading.Thread(target=_reader, args=(sequences, settings, jobs, stop), daemon=True,
+                              name="saliency-reader")
+    writer = Writer(written, settings, stop, bar)
+    started = time.perf_counter()
+    reader.start()
+    writer.start()
+    try:
+        _network_loop(jobs, written, settings, stop, writer)
+        _put(written, _END, stop)
+        writer.join()
+        if writer.error is not None:
+            raise writer.error
+    finally:
+        stop.set()
+        reader.join()
+        writer.join()
+        bar.close()
+    return {"sums": dict(writer.sums), "processed": writer.processed, "first": writer.first,
+            "wall": time.perf_counter() - started}
+
+
+def _network_loop(jobs: queue.Queue, written: queue.Queue, settings: Settings, stop: threading.Event,
+                  writer: Writer) -> None:
+    pending: list[Job] = []  # in frame order; done frames ride along so the writer keeps the order
+
+    def flush() -> None:
+        todo = [j for j in pending if not j.done]
+        if todo:
+            run_network(todo, settings)
+        for job in pending:
+            if not _put(written, job, stop):
+                raise writer.error or RuntimeError("writer stopped")
+        pending.clear()
+
+    while True:
+        item = _get(jobs, stop)
+        if item is None:
+            raise writer.error or RuntimeError("pipeline stopped")
+        if item is _END:
+            break
+        if isinstance(item, _Failed):
+            raise item.error
+        todo = [j for j in pending if not j.done]
+        if not item.done and todo and todo[0].net_size != item.net_size:
+            flush()  # a batch holds one network size
+        pending.append(item)
+        if sum(not j.done for j in pending) >= settings.batch_size:
+            flush()
+    flush()
+
+
+def timing_summary(result: dict, *, device: torch.device, variant: str, settings: Settings) -> dict:
+    """Table II of the paper for this run: mean seconds per processed frame for each step.
+
+    `flow`, `temporal_prior`, `network`, `crf` are the time spent in that step (null when the step does
+    not run for this variant or option); `total` is wall-clock time of the whole run per processed frame
+    (decoding, writing and overlay included; the stages overlap, so it is not their sum).
+    """
+    n = result["processed"]
+    first: Job | None = result["first"]
+    ran = {"flow": settings.motion is not None, "temporal_prior": settings.motion is not None,
+           "network": True, "crf": settings.crf is not None}
+    mean = {k: (round(result["sums"].get(k, 0.0) / n, 6) if n and ran[k] else None) for k in STAGES}
+    total = result["wall"] / n if n else None
+    return {**mean, "total": round(total, 6) if total else None, "fps": round(1 / total, 3) if total else None,
+            "frames": n, "resolution": list(first.frame_size) if first else None,
+            "network_size": list(first.net_size) if first else None, "device": str(device), "variant": variant,
+            "batch_size": settings.batch_size, "torch_threads": torch.get_num_threads()}

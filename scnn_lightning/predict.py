@@ -1,0 +1,150 @@
+"""Saliency maps for your own video: `python -m scnn_lightning.predict --input PATH --ckpt CKPT --out DIR`.
+
+PATH is a video file (anything OpenCV decodes), a folder of frames, a folder of frame folders/videos,
+or a dataset root with `--dataset NAME [--split S]`. One 8-bit PNG per frame is written at the frame's
+resolution, named after the frame: `DIR/00000.png`… for one video or folder, `DIR/<seq>/<frame>.png`
+for several sequences or a dataset. `--overlay` adds `overlay.mp4` (the map as a red tint over the
+frames) per sequence. `DIR/timings.json` holds the paper's Table II for this run: mean seconds per
+frame of flow, temporal prior, network and CRF, and the wall-clock total.
+
+Each variant gets exactly its own inputs (paper §IV-D): sFCN, OS and stage-1 checkpoints need no motion
+(no flow is computed); FG gets the grey flow image; OT, FP, NA and SCNN get Pt. The superpixel Pt
+(Eq. 6) needs the run's region classifier, found beside the checkpoint (`<run>/temporal/
+region_classifier.pt`) or given with `--classifier`; a run trained with the magnitude prior predicts
+with `--prior magnitude`. The dense CRF (Eq. 9–10) is on when the run was trained with one; `--no-crf`
+is the paper's Fig. 9 comparison. Interrupted runs resume: frames whose PNG exists are skipped.
+Defined edge cases (one-frame videos, frame sizes changing mid-sequence): see `inference/motion.py`.
+
+Bad input (unreadable video or frame, missing classifier, foreign checkpoint) ends the command with one
+line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from scnn_lightning.crf import CRFParams
+from scnn_lightning.data.readers import DATASETS, load_index
+from scnn_lightning.errors import DataError
+from scnn_lightning.inference.checkpoint import LoadedCheckpoint, load_checkpoint
+from scnn_lightning.inference.motion import MotionStep
+from scnn_lightning.inference.stream import Settings, stream_saliency, timing_summary
+from scnn_lightning.motion.flow import FLOW_BACKENDS
+from scnn_lightning.motion.provider import PRIORS, MotionProvider
+from scnn_lightning.utils import write_json
+
+
+def motion_step(loaded: LoadedCheckpoint, *, prior: str | None = None, classifier: str | Path | None = None,
+                flow: str | None = None) -> MotionStep | None:
+    """The motion inputs the checkpoint's variant needs, or None when it needs none.
+
+    Defaults come from the run's recorded config when there is one, else: DIS flow, superpixel prior
+    with the classifier of the checkpoint's run directory.
+    """
+    needs = loaded.motion_inputs
+    if not needs:
+        return None
+    flow = flow or loaded.recorded("motion.flow") or "dis"
+    if "pt" not in needs:  # FG: only the flow image, no prior (and so no classifier) is needed
+        return MotionStep(MotionProvider(flow=flow, prior="magnitude"), needs)
+    prior = prior or loaded.recorded("motion.prior") or "superpixel"
+    if prior != "superpixel":
+        return MotionStep(MotionProvider(flow=flow, prior=prior), needs)
+    path = Path(classifier or loaded.recorded("motion.classifier") or loaded.classifier_path())
+    if not path.is_file():
+        raise DataError(path, f"variant {loaded.code} needs the temporal prior's region classifier and there is none "
+                              f"here; pass --classifier FILE (a run's temporal/region_classifier.pt), or "
+                              f"--prior magnitude if {loaded.path} was trained with the magnitude prior")
+    return MotionStep(MotionProvider(flow=flow, prior=prior, classifier=path), needs)
+
+
+def predict(source: str | Path, ckpt: str | Path, out: str | Path, *, crf: bool | None = None, overlay: bool = False,
+            size: tuple[int, int] | None = None, device: str = "cpu", dataset: str | None = None,
+            split: str | None = None, batch_size: int = 4, classifier: str | Path | None = None,
+            prior: str | None = None, flow: str | None = None, progress: bool = True) -> dict:
+    """Write a saliency map per frame of `source` (the CLI's --input) under `out`; returns timings.json.
+
+    `crf`: None = as the run was trained (on if its hyper-parameters hold CRF parameters), True = on
+    (the run's parameters, else the defaults of `CRFParams`), False = off. `size`: network input (H, W);
+    None = the training size when the run recorded it, else each frame's size rounded to a multiple of 8.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    out = Path(out)
+    loaded = load_checkpoint(ckpt)
+    step = motion_step(loaded, prior=prior, classifier=classifier, flow=flow)
+    index = load_index(dataset or "frames", source, split)
+    sequences = [s for s in index.sequences if s.frames]
+    if not sequences:
+        raise DataError(source, "no frames found")
+    torch_device = torch.device(device)
+    loaded.module.to(torch_device)
+    crf_params = None if crf is False else (loaded.crf or (CRFParams() if crf else None))
+    settings = Settings(module=loaded.module, out=out, nested=dataset is not None or len(sequences) > 1,
+                        motion=step, crf=crf_params, size=tuple(size) if size else loaded.trained_size,
+                        device=torch_device, batch_size=batch_size, overlay=overlay, progress=progress)
+    result = stream_saliency(sequences, settings)
+    timings = timing_summary(result, device=torch_device, variant=loaded.code, settings=settings)
+    timings.update(prior=step.provider.prior if step and "pt" in step.needs else None,
+                   skipped=sum(len(s.frames) for s in sequences) - timings["frames"])
+    write_json(out / "timings.json", timings)
+    return timings
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'HxW' → (H, W)."""
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must look like 120x216 (HxW), got {text!r}") from None
+    if h < 8 or w < 8:
+        raise argparse.ArgumentTypeError(f"size must be at least 8x8, got {text!r}")
+    return h, w
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m scnn_lightning.predict", description=__doc__.split("\n\n")[0])
+    p.add_argument("--input", required=True, help="video file, folder of frames, or dataset root (with --dataset)")
+    p.add_argument("--ckpt", required=True, help="a run's checkpoints/last.ckpt (any variant) or a stage-1 one")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--crf", action=argparse.BooleanOptionalAction, default=None,
+                   help="dense CRF refinement (default: as the run was trained)")
+    p.add_argument("--overlay", action="store_true", help="also write overlay.mp4 per sequence")
+    p.add_argument("--size", type=parse_size, help="network input HxW (default: training size, else frame size)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--dataset", choices=sorted(DATASETS), help="read --input as a dataset root of this layout")
+    p.add_argument("--split", help="dataset split (with --dataset)")
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--classifier", help="region classifier for the superpixel prior (default: the run's)")
+    p.add_argument("--prior", choices=PRIORS, help="temporal prior (default: the run's, else superpixel)")
+    p.add_argument("--flow", choices=FLOW_BACKENDS, help="optical flow backend (default: the run's, else dis)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.batch_size < 1:
+        parser.error("--batch-size must be >= 1")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA device is available here")
+    try:
+        timings = predict(args.input, args.ckpt, args.out, crf=args.crf, overlay=args.overlay, size=args.size,
+                          device=args.device, dataset=args.dataset, split=args.split, batch_size=args.batch_size,
+                          classifier=args.classifier, prior=args.prior, flow=args.flow,
+                          progress=not args.no_progress)
+    except DataError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"{timings['frames']} maps written to {args.out} ({timings['skipped']} already there); "
+          f"{timings['fps'] or 0:.2f} frames/s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,233 @@
+"""`python -m experiments.compare`: the report renders from two real (tiny, synthetic) runs."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import statistics
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from experiments.compare import build_report, main
+from experiments.report.qualitative import choose_frames
+from experiments.run import run
+from scnn_lightning.errors import DataError
+from tests.conftest import compose_run
+
+SCORES = ("mae", "max_f", "mean_f", "adp_f", "s_measure", "max_e", "mean_e", "adp_e", "w_f")
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, data_dir) -> dict[str, Path]:
+    """Two real runs of the project's runner: sFCN, then OT built from the same stage-1 checkpoint."""
+    root = tmp_path_factory.mktemp("compare_runs")
+    run(compose_run(root / "sfcn", data_dir, ["ablation=sFCN", "motion=magnitude", "crf=null"]))
+    stage1 = root / "sfcn" / "stage1" / "checkpoints" / "last.ckpt"
+    run(compose_run(root / "ot", data_dir, ["ablation=OT", "motion=magnitude", "crf=null", f"stage1.ckpt={stage1}"]))
+    return {"sFCN": root / "sfcn", "OT": root / "ot"}
+
+
+@pytest.fixture(scope="module")
+def report(runs, data_dir, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("report")
+    return build_report([runs["sFCN"], runs["OT"]], out, gt=data_dir / "synthetic" / "test", dataset="davis")
+
+
+def metrics_of(run_dir: Path) -> dict:
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+def copy_run(src: Path, dst: Path, **changes) -> Path:
+    """A second 'run' made from a real one: its outputs, with some metrics.json entries replaced."""
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("checkpoints", "stage1", "csv", "weak_labels"))
+    metrics = metrics_of(dst)
+    metrics.update(changes)
+    (dst / "metrics.json").write_text(json.dumps(metrics))
+    return dst
+
+
+def table_rows(report_md: Path) -> dict[str, dict[str, str]]:
+    """The scores table of report.md as {label: {column: cell}}."""
+    lines = [ln for ln in report_md.read_text().splitlines() if ln.startswith("|")]
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    rows = {}
+    for line in lines[2:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) == len(header) and cells[0] != "model":
+            rows[cells[0]] = dict(zip(header, cells))
+    return rows
+
+
+def test_report_lists_both_variants_with_their_numbers(report, runs):
+    rows = table_rows(report)
+    assert set(rows) == {"sFCN", "OT"}
+    for variant, run_dir in runs.items():
+        metrics = metrics_of(run_dir)
+        row = rows[variant]
+        assert (row["protocol"], row["CRF"], row["n"], row["seeds"]) == ("pysod", "off", "1", "0")
+        for key in SCORES:
+            column = key + (" ↓" if key == "mae" else " ↑")
+            assert row[column].strip("*") == f"{metrics[key]:.3f}", (variant, key)
+    # Bold marks the best variant: the lower MAE, the higher max F.
+    maes = {v: metrics_of(d)["mae"] for v, d in runs.items()}
+    assert rows[min(maes, key=maes.get)]["mae ↓"].startswith("**")
+    if round(min(maes.values()), 3) != round(max(maes.values()), 3):
+        assert not rows[max(maes, key=maes.get)]["mae ↓"].startswith("**")
+    text = report.read_text()
+    assert "Warning" not in text and "![qualitative](qualitative.png)" in text
+
+
+def test_figures_are_real_images(report):
+    for name in ("pr_curves.png", "mae_bars.png", "qualitative.png", "overview.png"):
+        img = cv2.imread(str(report.parent / name), cv2.IMREAD_COLOR)
+        assert img is not None, name
+        assert min(img.shape[:2]) > 150, (name, img.shape)
+        assert img.std() > 20, f"{name} looks blank"
+        assert (img < 250).any(axis=2).mean() > 0.02, f"{name} is mostly white"
+
+
+def test_summary_csv_parses_to_the_runs_metrics(report, runs):
+    with (report.parent / "summary.csv").open(newline="") as handle:
+        rows = {r["variant"]: r for r in csv.DictReader(handle)}
+    assert set(rows) == set(runs)
+    for variant, run_dir in runs.items():
+        metrics = metrics_of(run_dir)
+        assert rows[variant]["n"] == "1" and rows[variant]["mae_std"] == ""
+        for key in SCORES:
+            assert float(rows[variant][f"{key}_mean"]) == pytest.approx(metrics[key], abs=1e-12)
+
+
+def test_seeds_of_one_variant_are_pooled(runs, tmp_path):
+    first = metrics_of(runs["sFCN"])
+    second = copy_run(runs["sFCN"], tmp_path / "sfcn_seed1", seed=1, mae=first["mae"] + 0.1, max_f=0.5)
+    out = build_report([runs["sFCN"], second, runs["OT"]], tmp_path / "out", frames=0)
+
+    with (out.parent / "summary.csv").open(newline="") as handle:
+        row = next(r for r in csv.DictReader(handle) if r["variant"] == "sFCN")
+    maes = [first["mae"], first["mae"] + 0.1]
+    assert (row["n"], row["seeds"]) == ("2", "0 1")
+    assert float(row["mae_mean"]) == pytest.approx(statistics.mean(maes))
+    assert float(row["mae_std"]) == pytest.approx(statistics.stdev(maes))
+    assert float(row["max_f_mean"]) == pytest.approx((first["max_f"] + 0.5) / 2)
+
+    cell = table_rows(out)["sFCN"]
+    assert cell["n"] == "2" and cell["seeds"] == "0, 1"
+    assert cell["mae ↓"].strip("*") == f"{statistics.mean(maes):.3f} ± {statistics.stdev(maes):.3f}"
+    assert not (out.parent / "qualitative.png").exists()  # frames=0: no grid asked for
+
+
+def test_missing_metrics_is_an_error_naming_the_directory(runs, tmp_path, capsys):
+    unfinished = tmp_path / "unfinished_run"
+    unfinished.mkdir()
+    with pytest.raises(DataError, match="unfinished_run.*no metrics.json"):
+        build_report([runs["OT"], unfinished], tmp_path / "out")
+    assert main([str(runs["OT"]), str(unfinished), "--out", str(tmp_path / "cli")]) == 1
+    assert str(unfinished) in capsys.readouterr().err
+
+
+def test_mixed_protocols_are_flagged(runs, tmp_path, capsys):
+    davsod = copy_run(runs["OT"], tmp_path / "ot_davsod", protocol="davsod")
+    out = build_report([runs["OT"], davsod], tmp_path / "out", frames=0)
+    text = out.read_text()
+    assert "> **Warning:** runs were evaluated with different protocols" in text
+    assert str(davsod) in text
+    assert "different protocols" in capsys.readouterr().err
+    assert set(table_rows(out)) == {"OT (pysod)", "OT (davsod)"}  # never pooled across protocols
+
+
+def test_runtime_table_when_timings_were_recorded(runs, tmp_path):
+    timed = copy_run(runs["OT"], tmp_path / "ot_timed")
+    # The layout of `python -m benchmarks.runtime --out`: components, total, and extra keys to ignore.
+    (timed / "timings.json").write_text(json.dumps({"flow": 0.3, "temporal_prior": 0.1, "network": 0.5, "crf": 0.1,
+                                                    "total": 1.0, "flow_ratio": 0.3, "motion_target_met": False,
+                                                    "setup": {"height": 64, "width": 96}}))
+    out = build_report([runs["sFCN"], timed], tmp_path / "out", frames=0)
+    text = out.read_text()
+    assert "## Run time per component (Table II)" in text
+    assert "| OT | Optical flow computation | 0.300 | 30.00 |" in text
+    assert "| OT | Neural network processing | 0.500 | 50.00 |" in text
+    assert "| OT | Total | 1.000 | 100 |" in text
+    assert "| sFCN | Total" not in text  # the untimed run has no rows
+
+
+def test_grid_without_ground_truth_shows_only_maps(runs, tmp_path):
+    out = build_report([runs["sFCN"], runs["OT"]], tmp_path / "out", frames=2)
+    assert "only the maps are shown" in out.read_text()
+    with_gt_free = cv2.imread(str(out.parent / "qualitative.png"))
+    assert with_gt_free is not None and with_gt_free.std() > 5
+
+
+def test_frames_are_spread_over_sequences_deterministically():
+    candidates = {f"seq{s}": [f"{i:05d}" for i in range(10)] for s in range(3)}
+    # Two per sequence: the centres of each half of the ten frames.
+    assert choose_frames(candidates, 6) == [("seq0", "00002"), ("seq0", "00007"), ("seq1", "00002"),
+                                            ("seq1", "00007"), ("seq2", "00002"), ("seq2", "00007")]
+    # Fewer rows than sequences: the outer sequences' middle frames.
+    assert choose_frames(candidates, 2) == [("seq0", "00005"), ("seq2", "00005")]
+    # Uneven split: 4 rows over 3 sequences gives the first sequence the extra row.
+    assert [k[0] for k in choose_frames(candidates, 4)] == ["seq0", "seq0", "seq1", "seq2"]
+    assert [k[1] for k in choose_frames({"only": list("abcdef")}, 3)] == ["b", "d", "f"]
+    assert choose_frames({"short": ["x"]}, 6) == [("short", "x")]  # never invents frames
+
+
+def test_bad_metrics_values_are_reported(runs, tmp_path):
+    broken = copy_run(runs["OT"], tmp_path / "nan_run", mae=float("nan"))
+    with pytest.raises(DataError, match=r"nan_run/metrics.json: 'mae' must be a finite number"):
+        build_report([broken], tmp_path / "out")
+
+
+def test_a_repeated_seed_is_flagged(runs, tmp_path, capsys):
+    twin = copy_run(runs["OT"], tmp_path / "ot_again")
+    out = build_report([runs["OT"], twin], tmp_path / "out", frames=0)
+    assert "> **Warning:** OT: seed(s) 0 appear in more than one run" in out.read_text()
+    assert "seed(s) 0" in capsys.readouterr().err
+    with pytest.raises(DataError, match="given twice"):
+        build_report([runs["OT"], runs["OT"]], tmp_path / "out2", frames=0)
+
+
+def test_runs_without_shared_predictions_leave_the_grid_out(runs, tmp_path, capsys):
+    bare = copy_run(runs["OT"], tmp_path / "ot_no_maps")
+    shutil.rmtree(bare / "predictions")
+    out = build_report([runs["sFCN"], bare], tmp_path / "out")
+    assert "the qualitative grid is left out" in out.read_text() and "left out" in capsys.readouterr().err
+    assert not (out.parent / "qualitative.png").exists() and (out.parent / "overview.png").is_file()
+
+
+def test_temporal_consistency_is_lower_better_and_counts_its_own_runs(runs, tmp_path):
+    sfcn_tc = copy_run(runs["sFCN"], tmp_path / "sfcn_tc", seed=1, temporal_consistency=0.2)
+    ot_tc = copy_run(runs["OT"], tmp_path / "ot_tc", temporal_consistency=0.1)
+    rows = table_rows(build_report([runs["sFCN"], sfcn_tc, ot_tc], tmp_path / "out", frames=0))
+    assert rows["sFCN"]["temporal_consistency ↓"] == "0.200 (n=1)"  # only one of its two seeds measured it
+    assert rows["OT"]["temporal_consistency ↓"] == "**0.100**"
+
+
+def test_unknown_ground_truth_dataset_is_an_error(runs, data_dir, tmp_path):
+    with pytest.raises(DataError, match="unknown dataset 'nope'"):
+        build_report([runs["OT"]], tmp_path / "out", gt=data_dir / "synthetic" / "test", dataset="nope")
+
+
+def _frames_folder(root: Path, sequence: str) -> Path:
+    """An unlabelled `frames` dataset: one folder of two images named like the runs' test frames."""
+    folder = root / sequence
+    folder.mkdir(parents=True)
+    for name in ("00000", "00001"):
+        cv2.imwrite(str(folder / f"{name}.png"), np.full((48, 64, 3), 90, np.uint8))
+    return folder
+
+
+def test_ground_truth_that_matches_no_prediction_is_an_error(runs, tmp_path):
+    other = _frames_folder(tmp_path / "gt", "another_clip")
+    with pytest.raises(DataError, match=r"another_clip: none of the 2 frames of frames has a map"):
+        build_report([runs["OT"]], tmp_path / "out", gt=other, dataset="frames")
+
+
+def test_unlabelled_frames_still_fill_the_grid(runs, tmp_path):
+    sequence = sorted(p.name for p in (runs["OT"] / "predictions").iterdir())[0]
+    frames = _frames_folder(tmp_path / "gt", sequence)
+    out = build_report([runs["OT"]], tmp_path / "out", gt=frames, dataset="frames", frames=2)
+    assert "![qualitative](qualitative.png)" in out.read_text()
+    assert cv2.imread(str(out.parent / "qualitative.png")) is not None

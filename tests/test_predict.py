@@ -1,0 +1,256 @@
+"""`python -m scnn_lightning.predict`: maps per frame for videos, folders and datasets, with the edge cases."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from scnn_lightning.errors import DataError
+from scnn_lightning.inference import motion as motion_module
+from scnn_lightning.inference import stream as stream_module
+from scnn_lightning.inference.motion import NO_MOTION_PT, MotionStep
+from scnn_lightning.motion.provider import MotionProvider
+from scnn_lightning.predict import main, predict
+from tests.conftest import SHARED
+from tests.inference_helpers import clip_frames, make_run, video_frame_count, write_folder, write_video
+
+TIMING_KEYS = {"flow", "temporal_prior", "network", "crf", "total", "frames", "resolution", "network_size",
+               "device", "variant"}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("runs")
+    return {"SCNN": make_run(root / "scnn", "SCNN", classifier=True), "sFCN": make_run(root / "sfcn", "sFCN"),
+            "FG": make_run(root / "fg", "FG"), "OT": make_run(root / "ot", "OT"),
+            "image": make_run(root / "stage1", "image")}
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory) -> Path:
+    return write_video(tmp_path_factory.mktemp("video") / "clip.mp4", clip_frames(8))
+
+
+def pngs(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.glob("*.png"))
+
+
+def gray(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    assert image is not None and image.dtype == np.uint8 and image.ndim == 2, path
+    return image
+
+
+def test_video_gives_one_map_per_frame_overlay_and_timings(tmp_path, runs, video):
+    """SCNN with the superpixel prior; its classifier is found in the run directory of the checkpoint."""
+    timings = predict(video, runs["SCNN"], tmp_path, overlay=True, batch_size=3, progress=False)
+    assert pngs(tmp_path) == [f"{i:05d}.png" for i in range(8)]
+    assert all(gray(tmp_path / name).shape == (64, 96) for name in pngs(tmp_path))
+    assert video_frame_count(tmp_path / "overlay.mp4") == 8
+    written = json.loads((tmp_path / "timings.json").read_text())
+    assert written == timings and TIMING_KEYS <= set(written)
+    assert written["frames"] == 8 and written["resolution"] == [64, 96] and written["network_size"] == [64, 96]
+    assert written["variant"] == "SCNN" and written["prior"] == "superpixel" and written["device"] == "cpu"
+    for step in ("flow", "temporal_prior", "network", "crf", "total"):  # CRF is on: the run has CRF params
+        assert written[step] > 0, step
+    assert not list(tmp_path.glob(".*")), "temporary files left behind"
+
+
+def test_frame_folder_keeps_frame_names_and_sfcn_computes_no_flow(tmp_path, runs, monkeypatch):
+    folder = write_folder(tmp_path / "frames", clip_frames(5), prefix="shot_")
+
+    def no_flow(*args, **kwargs):
+        raise AssertionError("sFCN must not compute optical flow")
+
+    monkeypatch.setattr(motion_module, "compute_flow", no_flow)
+    timings = predict(folder, runs["sFCN"], tmp_path / "out", size=(32, 48), crf=False, progress=False)
+    assert pngs(tmp_path / "out") == [f"shot_{i:03d}.png" for i in range(5)]
+    assert gray(tmp_path / "out" / "shot_000.png").shape == (64, 96)  # back at the frame size
+    assert timings["flow"] is None and timings["temporal_prior"] is None and timings["crf"] is None
+    assert timings["network_size"] == [32, 48] and timings["network"] > 0
+
+
+def test_each_variant_gets_only_its_own_motion_input(tmp_path, runs, video, monkeypatch):
+    def no_prior(*args, **kwargs):
+        raise AssertionError("FG takes the flow image, not a temporal prior")
+
+    with monkeypatch.context() as m:
+        m.setattr(motion_module, "magnitude_prior", no_prior)
+        m.setattr(motion_module, "superpixel_prior", no_prior)
+        fg = predict(video, runs["FG"], tmp_path / "fg", crf=False, progress=False)
+    assert fg["flow"] > 0 and fg["prior"] is None and len(pngs(tmp_path / "fg")) == 8
+    ot = predict(video, runs["OT"], tmp_path / "ot", prior="magnitude", crf=False, progress=False)
+    assert ot["prior"] == "magnitude" and ot["temporal_prior"] > 0
+    stage1 = predict(video, runs["image"], tmp_path / "stage1", crf=False, progress=False)
+    assert stage1["variant"] == "image" and stage1["flow"] is None and len(pngs(tmp_path / "stage1")) == 8
+
+
+def test_superpixel_prior_without_classifier_says_what_to_do(tmp_path, runs, video, capsys):
+    with pytest.raises(DataError, match="--prior magnitude") as raised:
+        predict(video, runs["OT"], tmp_path, progress=False)
+    assert raised.value.path.name == "region_classifier.pt"
+    elsewhere = runs["SCNN"].parents[1] / "temporal" / "region_classifier.pt"
+    done = predict(video, runs["OT"], tmp_path, classifier=elsewhere, crf=False, progress=False)
+    assert done["prior"] == "superpixel" and done["frames"] == 8
+
+
+def test_defaults_follow_the_runs_recorded_config(tmp_path, video):
+    """A Hydra run records its training size and motion settings in <run>/.hydra/config.yaml."""
+    ckpt = make_run(tmp_path / "run", "OT")
+    (tmp_path / "run" / ".hydra").mkdir()
+    (tmp_path / "run" / ".hydra" / "config.yaml").write_text(
+        "paths: {cache_dir: /elsewhere}\ndata: {size: [32, 48]}\n"
+        "motion: {flow: farneback, prior: magnitude, classifier: null, cache_dir: '${paths.cache_dir}'}\n")
+    timings = predict(video, ckpt, tmp_path / "out", crf=False, progress=False)
+    assert timings["network_size"] == [32, 48] and timings["prior"] == "magnitude"
+    assert gray(tmp_path / "out" / "00000.png").shape == (64, 96)
+    override = predict(video, ckpt, tmp_path / "out2", crf=False, size=(40, 56), progress=False)
+    assert override["network_size"] == [40, 56]
+
+
+def test_one_frame_video_uses_the_constant_no_motion_prior(tmp_path, runs):
+    one = write_video(tmp_path / "one.mp4", clip_frames(1))
+    timings = predict(one, runs["SCNN"], tmp_path / "out", crf=False, progress=False)
+    assert pngs(tmp_path / "out") == ["00000.png"] and timings["frames"] == 1
+    step = MotionStep(MotionProvider(prior="magnitude"), ("pt", "flow_gray"))
+    maps, seconds = step(clip_frames(1)[0], None, "zero")
+    assert np.all(maps["pt"] == NO_MOTION_PT) and maps["pt"].shape == (64, 96)
+    assert np.ptp(maps["flow_gray"]) == 0  # the flow image of zero flow: one flat value
+
+
+def test_frame_size_change_mid_sequence_processes_each_frame_at_its_size(tmp_path, runs):
+    frames = clip_frames(3) + [cv2.resize(f, (80, 48)) for f in clip_frames(3, seed=1)]
+    folder = write_folder(tmp_path / "frames", frames)
+    timings = predict(folder, runs["SCNN"], tmp_path / "out", prior="magnitude", crf=False, overlay=True,
+                      batch_size=4, progress=False)
+    shapes = [gray(tmp_path / "out" / f"f{i:03d}.png").shape for i in range(6)]
+    assert shapes == [(64, 96)] * 3 + [(48, 80)] * 3
+    assert timings["frames"] == 6 and video_frame_count(tmp_path / "out" / "overlay.mp4") == 6
+
+
+def test_unreadable_video_exits_2_with_one_line(tmp_path, runs, capsys):
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"this is not a video" * 10)
+    args = ["--input", str(bad), "--ckpt", str(runs["sFCN"]), "--out", str(tmp_path / "out"), "--no-progress"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(bad) in err[0] and "Traceback" not in err[0]
+
+
+def test_unreadable_frame_mid_folder_fails_cleanly_and_keeps_finished_maps(tmp_path, runs, capsys):
+    folder = write_folder(tmp_path / "frames", clip_frames(6))
+    (folder / "f004.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    out = tmp_path / "out"
+    assert main(["--input", str(folder), "--ckpt", str(runs["sFCN"]), "--out", str(out), "--no-crf",
+                 "--no-progress", "--batch-size", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "f004.png" in err[0]
+    for png in out.glob("*.png"):  # whatever was written is a complete map
+        gray(png)
+    assert not (out / "f004.png").exists() and not list(out.glob(".*"))
+
+
+def test_restart_skips_written_maps_but_uses_them_as_flow_partners(tmp_path, runs, video):
+    out = tmp_path / "out"
+    predict(video, runs["SCNN"], out, prior="magnitude", crf=False, progress=False)
+    first = {name: gray(out / name) for name in pngs(out)}
+    stamps = {name: (out / name).stat().st_mtime_ns for name in pngs(out)}
+    for name in ("00003.png", "00007.png"):  # 00007 is the last frame: its partner 00006 is kept
+        (out / name).unlink()
+    again = predict(video, runs["SCNN"], out, prior="magnitude", crf=False, overlay=True, progress=False)
+    assert again["frames"] == 2 and again["skipped"] == 6
+    for name, before in first.items():
+        assert np.array_equal(gray(out / name), before), name  # same inputs, partners included
+        if name not in ("00003.png", "00007.png"):
+            assert (out / name).stat().st_mtime_ns == stamps[name]
+    assert video_frame_count(out / "overlay.mp4") == 8  # the overlay covers skipped frames too
+
+
+def test_killed_writer_leaves_no_partial_files_and_the_rerun_completes(tmp_path, runs, video, monkeypatch):
+    out = tmp_path / "out"
+    real_write = stream_module.write_png_map
+    calls = []
+
+    def dies_on_fourth(path, saliency, size=None):
+        calls.append(path)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        real_write(path, saliency, size)
+
+    monkeypatch.setattr(stream_module, "write_png_map", dies_on_fourth)
+    with pytest.raises(KeyboardInterrupt):
+        predict(video, runs["sFCN"], out, crf=False, overlay=True, progress=False)
+    assert pngs(out) == ["00000.png", "00001.png", "00002.png"]
+    assert not (out / "overlay.mp4").exists() and not list(out.glob(".*"))
+    monkeypatch.setattr(stream_module, "write_png_map", real_write)
+    again = predict(video, runs["sFCN"], out, crf=False, overlay=True, progress=False)
+    assert again["frames"] == 5 and len(pngs(out)) == 8 and video_frame_count(out / "overlay.mp4") == 8
+
+
+def test_batch_size_does_not_change_the_maps(tmp_path, runs, video):
+    predict(video, runs["SCNN"], tmp_path / "b1", prior="magnitude", crf=False, batch_size=1, progress=False)
+    predict(video, runs["SCNN"], tmp_path / "b5", prior="magnitude", crf=False, batch_size=5, progress=False)
+    for name in pngs(tmp_path / "b1"):
+        diff = np.abs(gray(tmp_path / "b1" / name).astype(int) - gray(tmp_path / "b5" / name).astype(int))
+        assert diff.max() <= 1, name
+
+
+def _davsod_subset(root: Path, frames: int | None) -> Path:
+    """DAVIS/blackswan of the shared sample data in the DAVSOD layout, optionally its first frames only."""
+    source = SHARED / "data" / "davsod-format" / "DAVIS" / "blackswan"
+    if not source.is_dir():
+        pytest.skip("shared DAVSOD-format sample data not present")
+    for sub in ("Imgs", "ground-truth"):
+        files = sorted((source / sub).iterdir())[:frames]
+        (root / "blackswan" / sub).mkdir(parents=True)
+        for f in files:
+            shutil.copy(f, root / "blackswan" / sub / f.name)
+    return root
+
+
+def _predict_and_evaluate(tmp_path: Path, ckpt: Path, frames: int | None) -> dict:
+    from scnn_lightning.evaluate import evaluate_folders
+
+    data = _davsod_subset(tmp_path / "DAVIS", frames)
+    pred = tmp_path / "pred"
+    assert main(["--input", str(data), "--dataset", "davsod", "--ckpt", str(ckpt), "--out", str(pred),
+                 "--size", "120x216", "--prior", "magnitude", "--no-progress"]) == 0
+    count = len(list((data / "blackswan" / "Imgs").iterdir()))
+    assert len(list((pred / "blackswan").glob("*.png"))) == count
+    assert gray(next((pred / "blackswan").glob("*.png"))).shape == (480, 854)
+    metrics = evaluate_folders(pred, data, tmp_path / "eval")
+    assert metrics["frames"] == count and not metrics["missing_predictions"]
+    assert 0.0 <= metrics["mae"] <= 1.0
+    return metrics
+
+
+def test_real_davis_frames_predict_then_evaluate(tmp_path, runs):
+    _predict_and_evaluate(tmp_path, runs["SCNN"], frames=4)
+
+
+@pytest.mark.slow
+def test_real_davis_sequence_predict_then_evaluate(tmp_path, runs):
+    _predict_and_evaluate(tmp_path, runs["SCNN"], frames=None)
+
+
+@pytest.mark.slow
+def test_checkpoints_of_real_training_runs(tmp_path, data_dir):
+    """Real tiny runs: SCNN with its trained region classifier, then sFCN sharing its stage 1."""
+    from experiments.run import run
+    from tests.conftest import compose_run
+
+    run(compose_run(tmp_path / "scnn", data_dir, ["ablation=SCNN"]))
+    stage1 = tmp_path / "scnn" / "stage1" / "checkpoints" / "last.ckpt"
+    run(compose_run(tmp_path / "sfcn", data_dir, ["ablation=sFCN", f"stage1.ckpt={stage1}", "crf=null"]))
+    video = write_video(tmp_path / "clip.mp4", clip_frames(4, height=48, width=64))
+    for ckpt, variant in ((tmp_path / "scnn" / "checkpoints" / "last.ckpt", "SCNN"),
+                          (tmp_path / "sfcn" / "checkpoints" / "last.ckpt", "sFCN"), (stage1, "image")):
+        timings = predict(video, ckpt, tmp_path / variant, progress=False)
+        assert timings["variant"] == variant and timings["frames"] == 4
+        assert (timings["crf"] is None) == (variant == "sFCN")  # the sFCN run was trained with crf=null
+        assert len(pngs(tmp_path / variant)) == 4

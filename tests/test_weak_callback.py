@@ -1,0 +1,239 @@
+"""`WeakLabelRefresh` (Algorithm 1, §III-C) inside a real Lightning fit on tiny synthetic clips.
+
+One 2-epoch run (2 clips x 6 frames, every 3rd ground-truth frame kept as manual) is shared by the
+first tests; the resume tests continue copies of it.
+"""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from experiments.run import build_trainer
+from lightning.pytorch.callbacks import Callback
+from scnn_lightning.data.datamodule import LABEL_MANUAL
+from scnn_lightning.data.transforms import to_uint8_image
+from scnn_lightning.errors import DataError
+from scnn_lightning.weak.callback import WeakLabelRefresh
+from scnn_lightning.weak.fusion import fit_fusion_weights, weak_label
+from scnn_lightning.weak.sources import build_sources
+from scnn_lightning.weak.store import WeakLabelStore, labels_hash
+from tests.weak_helpers import SOURCES, LabelSpy, make_clips, make_datamodule, make_module, make_trainer
+
+STATE_KEY = "WeakLabelRefresh"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """These small convolutions gain nothing from a second thread, and lose a lot when the cores are busy."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def run(one_thread, tmp_path_factory):
+    """A finished 2-epoch fit: its folder, datamodule, label spy and callback."""
+    root = tmp_path_factory.mktemp("weak_run")
+    clips = make_clips(root / "clips")
+    dm = make_datamodule(clips, root / "cache")
+    spy = LabelSpy()
+    trainer, weak = make_trainer(root / "run", root / "run" / "weak", max_epochs=2, spy=spy)
+    trainer.fit(make_module(), datamodule=dm)
+    return {"root": root, "clips": clips, "dm": dm, "spy": spy, "weak": weak,
+            "store": WeakLabelStore(root / "run" / "weak")}
+
+
+def read_round(store: WeakLabelStore, r: int) -> dict[tuple[str, str], np.ndarray]:
+    return {key: store.read_label(r, *key) for key in store.frames(r)}
+
+
+def frame_key(entry) -> tuple[str, str]:
+    seq, i = entry
+    return seq.name, seq.frames[i].name
+
+
+def test_rounds_follow_algorithm_1(run):
+    store, dm = run["store"], run["dm"]
+    assert store.rounds() == [0, 1, 2]  # G0 before epoch 0, then one round after each epoch
+    for r in (0, 1, 2):
+        manifest = store.manifest(r)
+        expected = SOURCES if r == 0 else [*SOURCES, "prediction"]  # the network joins from round 1
+        assert manifest["sources"] == expected
+        weights = np.array([manifest["weights"][n] for n in expected])
+        assert (weights >= 0).all() and abs(weights.sum() - 1) < 1e-6
+        assert set(store.frames(r)) == {frame_key(e) for e in dm.unlabelled_train_entries()}
+        assert store.labels_hash(r) == labels_hash(read_round(store, r))
+        assert manifest["stats"]["epoch"] == max(r - 1, 0)
+
+
+def test_round_0_is_eq_8_fit_on_labelled_frames_then_otsu(run):
+    """G0 recomputed from scratch: weights fitted on the manual frames only, labels thresholded by Otsu."""
+    store, dm = run["store"], run["dm"]
+    sources = build_sources(SOURCES)
+
+    def maps_of(entries):
+        out = {}
+        for (seq, i), sample in zip(entries, (dm.dataset(entries)[j] for j in range(len(entries)))):
+            rgb = to_uint8_image(sample["image"])
+            out[frame_key((seq, i))] = (np.stack([s.map_for(seq.frames[i], rgb) for s in sources]),
+                                        sample["mask"][0].numpy().astype(np.uint8))
+        return out
+
+    labelled = maps_of(dm.labelled_train_entries())
+    assert len(labelled) == 4  # frames 0 and 3 of each clip
+    weights = fit_fusion_weights(np.stack([m for m, _ in labelled.values()], axis=1),
+                                 np.stack([g for _, g in labelled.values()]))
+    stored = store.manifest(0)["weights"]
+    np.testing.assert_allclose([stored[n] for n in SOURCES], weights, atol=1e-6)
+    labels = read_round(store, 0)
+    for key, (maps, _) in maps_of(dm.unlabelled_train_entries()).items():
+        np.testing.assert_array_equal(labels[key], weak_label(maps, np.array([stored[n] for n in SOURCES])))
+
+
+def test_epoch_r_trains_on_round_r(run):
+    store, dm, spy = run["store"], run["dm"], run["spy"]
+    manual = {frame_key(e) for e in dm.labelled_train_entries()}
+    assert sorted(spy.seen) == [0, 1]
+    for epoch in (0, 1):
+        seen = spy.seen[epoch]
+        weak = spy.weak_frames(epoch)
+        assert weak == set(store.frames(epoch)) and len(weak) == 8  # weak labels from epoch 0 on
+        assert {k for k, (kind, _) in seen.items() if kind == LABEL_MANUAL} == manual
+        labels = read_round(store, epoch)
+        for key in weak:
+            np.testing.assert_array_equal(seen[key][1], labels[key], err_msg=f"epoch {epoch}, frame {key}")
+    # the training set grew from the manual frames alone to manual + weak
+    assert len(spy.seen[0]) == len(manual) + len(store.frames(0)) == 12 > len(manual)
+
+
+def test_weights_and_stats_are_logged(run):
+    store = run["store"]
+    metrics = next((run["root"] / "run").rglob("metrics.csv"))
+    rows = [r for r in csv.DictReader(metrics.open()) if r.get("weak/round")]
+    assert [int(float(r["weak/round"])) for r in rows] == [0, 1, 2]
+    for row in rows:
+        manifest = store.manifest(int(float(row["weak/round"])))
+        for name, w in manifest["weights"].items():
+            assert float(row[f"weak/w_{name}"]) == pytest.approx(w, abs=1e-9)
+        assert float(row["weak/labels"]) == manifest["count"] == 8
+        assert 0.0 <= float(row["weak/iou_on_labelled"]) <= 1.0
+        assert float(row["weak/iou_on_labelled"]) == pytest.approx(manifest["stats"]["iou_on_labelled"])
+
+
+def copy_run(run, dest: Path) -> tuple[Path, Path]:
+    shutil.copytree(run["root"] / "run", dest, symlinks=True)
+    return dest / "checkpoints" / "last.ckpt", dest / "weak"
+
+
+def round_files(weak: Path, rounds) -> dict[str, bytes]:
+    return {str(p.relative_to(weak)): p.read_bytes()
+            for r in rounds for p in sorted((weak / f"round_{r:03d}").rglob("*")) if p.is_file()}
+
+
+def test_checkpoint_state_matches_the_store_and_loads_weights_only(run):
+    ckpt = torch.load(run["root"] / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    state, manifest = ckpt["callbacks"][STATE_KEY], run["store"].manifest(2)
+    assert state == {"round": 2, "weights": list(manifest["weights"].values()), "source_names": manifest["sources"],
+                     "labels_hash": manifest["labels_hash"]}
+
+
+def test_resume_continues_the_rounds(run, tmp_path):
+    ckpt, weak_dir = copy_run(run, tmp_path / "run")
+    before = round_files(weak_dir, (0, 1, 2))
+    spy = LabelSpy()
+    trainer, weak = make_trainer(tmp_path / "run", weak_dir, max_epochs=3, spy=spy, logger=False)
+    trainer.fit(make_module(seed=5), datamodule=make_datamodule(run["clips"], run["root"] / "cache"),
+                ckpt_path=str(ckpt))
+    store = WeakLabelStore(weak_dir)
+    assert sorted(spy.seen) == [2] and store.rounds() == [0, 1, 2, 3]  # next round is 3, not 0
+    assert round_files(weak_dir, (0, 1, 2)) == before  # earlier rounds untouched, hashes included
+    labels = read_round(store, 2)
+    assert spy.weak_frames(2) == set(labels)
+    for key in labels:  # the resumed epoch trained on the checkpoint's round
+        np.testing.assert_array_equal(spy.seen[2][key][1], labels[key])
+    assert store.manifest(3)["stats"]["epoch"] == 2
+    assert weak.state_dict()["round"] == 3 and weak.labels_hash == store.labels_hash(3)
+
+
+@pytest.mark.parametrize("damage", ["pixels", "manifest", "missing"])
+def test_resume_with_altered_labels_raises(run, tmp_path, damage):
+    ckpt, weak_dir = copy_run(run, tmp_path / "run")
+    round_dir = weak_dir / "round_002"
+    if damage == "pixels":  # a label file edited behind the manifest's back
+        png = next(round_dir.rglob("*.png"))
+        label = WeakLabelStore(weak_dir).read_label(2, png.parent.name, png.stem)
+        cv2.imwrite(str(png), (1 - label) * 255)
+    elif damage == "manifest":  # the round rewritten by another run
+        store = WeakLabelStore(weak_dir)
+        labels = {k: np.zeros_like(v) for k, v in read_round(store, 2).items()}
+        store.write_round(2, labels, weights={"ft": 1.0}, stats={})
+    else:
+        shutil.rmtree(round_dir.resolve())
+        round_dir.unlink()
+    trainer, _ = make_trainer(tmp_path / "run", weak_dir, max_epochs=3, logger=False)
+    with pytest.raises(DataError, match="round_002"):
+        trainer.fit(make_module(), datamodule=make_datamodule(run["clips"], run["root"] / "cache"), ckpt_path=str(ckpt))
+
+
+def test_refresh_needs_dataloader_reload(run, tmp_path):
+    trainer, _ = make_trainer(tmp_path, tmp_path / "weak", max_epochs=1, logger=False)
+    trainer.reload_dataloaders_every_n_epochs = 0
+    with pytest.raises(ValueError, match="reload_dataloaders_every_n_epochs"):
+        trainer.fit(make_module(), datamodule=make_datamodule(run["clips"], run["root"] / "cache"))
+    assert not (tmp_path / "weak").exists()
+
+
+class SavedRounds(Callback):
+    """The weak-label round recorded in each checkpoint, with the epoch it was saved in."""
+
+    def __init__(self):
+        self.saved: list[tuple[int, int]] = []
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint) -> None:
+        self.saved.append((trainer.current_epoch, checkpoint["callbacks"][STATE_KEY]["round"]))
+
+
+def test_run_py_checkpoints_after_the_refresh(run, tmp_path):
+    """experiments/run.py saves every epoch, after the refresh: the checkpoint of epoch k records round k+1,
+    the labels epoch k+1 trains on — even when validation (where saving would otherwise happen) runs
+    only every other epoch."""
+    cfg = OmegaConf.create({"logger": {}, "trainer": dict(
+        accelerator="cpu", devices=1, max_epochs=2, check_val_every_n_epoch=2, limit_val_batches=1,
+        num_sanity_val_steps=0, enable_progress_bar=False, enable_model_summary=False)})
+    probe = SavedRounds()
+    weak = WeakLabelRefresh(root=str(tmp_path / "weak"), sources=list(SOURCES))
+    trainer = build_trainer(cfg, tmp_path, "stage2", tmp_path / "checkpoints", [weak, probe])
+    trainer.fit(make_module(), datamodule=make_datamodule(run["clips"], run["root"] / "cache"))
+    assert [epoch for epoch, _ in probe.saved if epoch < 2] == [0, 0, 1, 1]  # top-1 file and last.ckpt each epoch
+    assert all(round_ == epoch + 1 for epoch, round_ in probe.saved)
+
+
+@pytest.mark.slow
+def test_weak_vs_na_benchmark_pipeline(tmp_path, one_thread):
+    """The pipeline of `benchmarks/weak_vs_na.py` (not which variant wins: that needs the full-size run)."""
+    from benchmarks.weak_vs_na import SCORES, main
+
+    out = tmp_path / "result.json"
+    result = main(["--seeds", "3", "--epochs", "2", "--out", str(out), "--train-sequences", "2", "--frames", "10",
+                   "--test-sequences", "1", "--label-every", "5", "--height", "48", "--width", "64", "--matched-steps"])
+    assert out.is_file() and result["label_budget"] == pytest.approx(0.2)
+    assert (result["train_frames"], result["test_frames"]) == (20, 10)
+    run_ = result["runs"][0]
+    assert run_["NA"]["steps"] == 2 and run_["SCNN"]["steps"] == 10 == run_["NA_steps"]["steps"]  # 4 vs 20 frames
+    assert (run_["NA"]["trained_frames"], run_["SCNN"]["trained_frames"], run_["NA_steps"]["trained_frames"]) == (4, 20, 4)
+    for code in ("NA", "SCNN", "NA_steps"):
+        assert all(0.0 <= run_[code][k] <= 1.0 for k in SCORES)
+        assert result["mean"][code]["mae"] == run_[code]["mae"]
+    rounds = run_["SCNN"]["weak_rounds"]
+    assert [r["round"] for r in rounds] == [0, 1, 2] and all(r["labels"] == 16 for r in rounds)
+    for r in rounds:
+        assert abs(sum(r["weights"].values()) - 1) < 1e-6 and 0.0 <= r["iou_hidden_gt"] <= 1.0
