@@ -3,10 +3,12 @@
     python -m ablations.launch --out runs/study --seeds 0 1 2 [--variants ...] [--extras crf upsample]
         [-- any experiments.run overrides, e.g. data=benchmark trainer=gpu]
 
-Per seed, stage 1 runs once (`stage1_only=true`) and every variant's cascade is built from that
-checkpoint, so the variants differ only in what the paper's ablation changes. The extra comparisons
-are the CRF switched off (`SCNN-noCRF`, paper Fig. 9) and score maps from all blocks
-(`SCNN-allblocks`, Fig. 10; it needs its own stage 1 because its FCN has more score layers).
+Per seed, stage 1 and the temporal prior's region classifier are trained once (`stage1_only=true`)
+and every variant's cascade is built from that checkpoint with that classifier, so the variants differ
+only in what the paper's ablation changes. The extra comparisons
+are the CRF switched off (`SCNN-noCRF`, paper Fig. 9), score maps from all blocks (`SCNN-allblocks`,
+Fig. 10; it needs its own stage 1 because its FCN has more score layers) and the flow-magnitude
+baseline in place of the paper's superpixel temporal prior (`SCNN-magnitude`).
 A run whose metrics.json exists is skipped, so an interrupted study resumes where it stopped.
 """
 
@@ -23,6 +25,7 @@ from scnn_lightning.models.variants import VARIANTS
 EXTRAS = {  # option name -> (tag, variant, overrides, needs its own stage 1)
     "crf": ("SCNN-noCRF", "SCNN", ["crf=null"], False),
     "upsample": ("SCNN-allblocks", "SCNN", ["model.upsample=all"], True),
+    "magnitude": ("SCNN-magnitude", "SCNN", ["motion=magnitude"], False),
 }
 
 
@@ -33,13 +36,14 @@ def plan(out: Path, seeds: list[int], variants: list[str], extras: list[str], ov
         base = out / f"seed{seed}"
         stage1 = base / "stage1"
         jobs.append((stage1, [f"seed={seed}", "stage1_only=true", *overrides]))
-        ckpt = f"stage1.ckpt={stage1 / 'stage1' / 'checkpoints' / 'last.ckpt'}"
+        shared = [f"stage1.ckpt={stage1 / 'stage1' / 'checkpoints' / 'last.ckpt'}",
+                  f"motion.classifier={stage1 / 'temporal' / 'region_classifier.pt'}"]
         for code in variants:
-            jobs.append((base / code, [f"ablation={code}", f"seed={seed}", ckpt, *overrides]))
+            jobs.append((base / code, [f"ablation={code}", f"seed={seed}", *shared, *overrides]))
         for name in extras:
             tag, code, extra, own_stage1 = EXTRAS[name]
             runs = [f"ablation={code}", f"tag={tag}", f"seed={seed}", *extra, *overrides]
-            jobs.append((base / tag, runs if own_stage1 else [*runs, ckpt]))
+            jobs.append((base / tag, runs if own_stage1 else [*runs, *shared]))
     return jobs
 
 

@@ -60,7 +60,7 @@ def module_kwargs(cfg: DictConfig, out: Path, lr: float) -> dict:
     return dict(width=m.width, fc_channels=m.fc_channels, upsample=m.upsample, dropout=m.dropout, optimizer=m.optimizer,
                 lr=lr, momentum=m.momentum, weight_decay=m.weight_decay,
                 crf=OmegaConf.to_container(cfg.crf, resolve=True) if cfg.crf else None,
-                protocol=cfg.protocol, predictions_dir=str(out / "predictions"))
+                protocol=cfg.protocol, predictions_dir=str(out / "predictions"), size=list(cfg.data.size))
 
 
 def datamodule(cfg: DictConfig, *, train, val=(), test=(), motion=None) -> SaliencyDataModule:
@@ -121,12 +121,11 @@ def run(cfg: DictConfig) -> dict:
         stage1_ckpt = run_stage1(cfg, out, cfg.ckpt_path if resume_stage == "image" else None)
     elif stage1_ckpt is None:
         stage1_ckpt = out / "stage1" / "checkpoints" / "last.ckpt"
-    if cfg.stage1_only:
+    motion = build_motion(cfg, out, stage1_ckpt, variant.needs_motion or cfg.stage1_only)
+    if cfg.stage1_only:  # stage 1 and the region classifier, shared by the variants of a study seed
         done = {"stage1_checkpoint": str(stage1_ckpt), "train_seconds": round(time.time() - started, 1)}
         write_json(out / "stage1.json", done)
         return done
-
-    motion = build_motion(cfg, out, stage1_ckpt, variant.needs_motion)
     module = create_module(variant.code, **module_kwargs(cfg, out, cfg.stage2.lr))
     if resume_stage != "video":
         module.init_from_stage1(load_fcn(stage1_ckpt))

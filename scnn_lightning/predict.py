@@ -54,7 +54,11 @@ def motion_step(loaded: LoadedCheckpoint, *, prior: str | None = None, classifie
     prior = prior or loaded.recorded("motion.prior") or "superpixel"
     if prior != "superpixel":
         return MotionStep(MotionProvider(flow=flow, prior=prior), needs)
-    path = Path(classifier or loaded.recorded("motion.classifier") or loaded.classifier_path())
+    if classifier:
+        path = Path(classifier)
+    else:  # the one the run's config names (if that path exists here), else the one the run trained
+        recorded = loaded.recorded("motion.classifier")
+        path = Path(recorded) if recorded and Path(recorded).is_file() else loaded.classifier_path()
     if not path.is_file():
         raise DataError(path, f"variant {loaded.code} needs the temporal prior's region classifier and there is none "
                               f"here; pass --classifier FILE (a run's temporal/region_classifier.pt), or "

@@ -27,7 +27,7 @@ TIMING_KEYS = {"flow", "temporal_prior", "network", "crf", "total", "frames", "r
 def runs(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("runs")
     return {"SCNN": make_run(root / "scnn", "SCNN", classifier=True), "sFCN": make_run(root / "sfcn", "sFCN"),
-            "FG": make_run(root / "fg", "FG"), "OT": make_run(root / "ot", "OT"),
+            "FG": make_run(root / "fg", "FG"), "OT": make_run(root / "ot", "OT"), "OS": make_run(root / "os", "OS"),
             "image": make_run(root / "stage1", "image")}
 
 
@@ -37,7 +37,7 @@ def video(tmp_path_factory) -> Path:
 
 
 def pngs(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.glob("*.png"))
+    return sorted(p.name for p in folder.glob("*.png") if not p.name.startswith("."))
 
 
 def gray(path: Path) -> np.ndarray:
@@ -193,8 +193,8 @@ def test_killed_writer_leaves_no_partial_files_and_the_rerun_completes(tmp_path,
 
 
 def test_batch_size_does_not_change_the_maps(tmp_path, runs, video):
-    predict(video, runs["SCNN"], tmp_path / "b1", prior="magnitude", crf=False, batch_size=1, progress=False)
-    predict(video, runs["SCNN"], tmp_path / "b5", prior="magnitude", crf=False, batch_size=5, progress=False)
+    predict(video, runs["OS"], tmp_path / "b1", crf=False, batch_size=1, progress=False)
+    predict(video, runs["OS"], tmp_path / "b5", crf=False, batch_size=5, progress=False)
     for name in pngs(tmp_path / "b1"):
         diff = np.abs(gray(tmp_path / "b1" / name).astype(int) - gray(tmp_path / "b5" / name).astype(int))
         assert diff.max() <= 1, name
@@ -254,3 +254,35 @@ def test_checkpoints_of_real_training_runs(tmp_path, data_dir):
         assert timings["variant"] == variant and timings["frames"] == 4
         assert (timings["crf"] is None) == (variant == "sFCN")  # the sFCN run was trained with crf=null
         assert len(pngs(tmp_path / variant)) == 4
+
+
+@pytest.mark.slow
+def test_sigkilled_cli_run_resumes(tmp_path, runs):
+    """A real kill -9 in the middle: every PNG left is complete, and the rerun only does the rest."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    video = write_video(tmp_path / "long.mp4", clip_frames(40))
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "scnn_lightning.predict", "--input", str(video), "--ckpt", str(runs["SCNN"]),
+           "--out", str(out), "--prior", "magnitude", "--batch-size", "1", "--no-progress"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while len(pngs(out) if out.exists() else []) < 3 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = pngs(out)
+    assert 3 <= len(before) < 40, "the run was not interrupted mid-way"
+    for name in before:
+        gray(out / name)
+    done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert not list(out.glob(".*")), "temporary files of the killed run were not cleaned up"
+    timings = json.loads((out / "timings.json").read_text())
+    assert timings["frames"] == 40 - len(before) and len(pngs(out)) == 40

@@ -103,3 +103,18 @@ def test_resume_continues_the_stage_it_was_in(tmp_path, data_dir, stage1_ckpt):
     assert not (resumed_dir / "stage1").exists()
     after = torch.load(resumed_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert after["epoch"] == saved["epoch"] + 1 and after["global_step"] > saved["global_step"]
+
+
+@pytest.mark.ddp
+def test_ddp_sim_runs_the_whole_schedule(tmp_path, data_dir):
+    """`trainer=ddp_sim`: two CPU processes (gloo) through stage 1, weak labels, stage 2 and test."""
+    run_dir = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "experiments.run", "trainer=ddp_sim", "ablation=SCNN", f"hydra.run.dir={run_dir}",
+           f"paths.data_dir={data_dir}", f"paths.cache_dir={data_dir / 'cache'}", "motion=magnitude", "crf=null",
+           *TINY_OVERRIDES]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1], timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["variant"] == "SCNN" and 0.0 <= metrics["mae"] <= 1.0
+    assert sorted(p.name for p in (run_dir / "weak_labels").glob("round_*")) == ["round_000", "round_001"]
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()

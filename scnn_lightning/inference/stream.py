@@ -6,6 +6,10 @@ Three stages connected by bounded queues, each frame passing once through each:
     main thread     batches of `batch_size` frames through the network (one batch per network size)
     writer thread   dense CRF (Eq. 9–10) → map resized to the frame size → PNG (atomic) → overlay video
 
+Motion maps are computed at the frame's resolution and, like the frame, resized to the network size;
+the CRF refines the network-size map against the network-size frame (as the test step of training
+does), and only the final map is resized back to the frame.
+
 At most a few decoded frames live in the reader's window and `2 × batch_size` jobs in each queue, so
 peak memory does not grow with the number of frames. A frame whose PNG already exists is not processed
 again (an interrupted run resumes), but is still decoded when it is another frame's flow partner or
@@ -94,6 +98,15 @@ def overlay_path(out: Path, sequence: SequenceRef, nested: bool) -> Path:
 def is_written(png: Path) -> bool:
     """A map from an earlier run (PNGs are written atomically, so an existing one is complete)."""
     return png.is_file() and png.stat().st_size > 0
+
+
+def remove_stale_parts(sequences: list[SequenceRef], settings: Settings) -> None:
+    """Delete the hidden temporary files a killed run left in the output folders (see `utils.atomic_path`)."""
+    folders = {png_path(settings.out, s.frames[0], settings.nested).parent for s in sequences}
+    for folder in folders:
+        if folder.is_dir():
+            for part in folder.glob(".*.part.*"):
+                part.unlink(missing_ok=True)
 
 
 def rounded_size(frame_size: tuple[int, int], multiple: int = 8) -> tuple[int, int]:
@@ -268,6 +281,7 @@ def _reader(sequences: list[SequenceRef], settings: Settings, out: queue.Queue, 
 
 def stream_saliency(sequences: list[SequenceRef], settings: Settings) -> dict:
     """Run the pipeline over `sequences`; returns the summed timings (see `timing_summary`)."""
+    remove_stale_parts(sequences, settings)
     stop = threading.Event()
     jobs: queue.Queue = queue.Queue(maxsize=2 * settings.batch_size)
     written: queue.Queue = queue.Queue(maxsize=2 * settings.batch_size)

@@ -34,9 +34,10 @@ class SaliencyModule(L.LightningModule):
 
     def __init__(self, *, width: float = 1.0, fc_channels: int = 1024, upsample: str = "last2",
                  dropout: float = 0.5, optimizer: str = "sgd", lr: float = 1e-3, momentum: float = 0.9,
-                 weight_decay: float = 0.005, crf: dict | None = None, protocol: str = "pysod", predictions_dir: str | None = None):
+                 weight_decay: float = 0.005, crf: dict | None = None, protocol: str = "pysod",
+                 predictions_dir: str | None = None, size: list[int] | None = None):
         super().__init__()
-        self.save_hyperparameters()
+        self.save_hyperparameters()  # `size` (the training input size) is kept for inference only
         self.fcn_kwargs = dict(width=width, fc_channels=fc_channels, upsample=upsample, dropout=dropout)
         self.crf_params = CRFParams(**crf) if crf else None
         self.val_metrics = SODMetrics(protocol="pysod")
