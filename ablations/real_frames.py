@@ -4,7 +4,8 @@
 
 Stage 1 trains on the DUTS-TR sample (real images), stage 2 on synthetic clips (no real video with
 ground truth may be trained on here), and the test is the two DAVIS val sequences in the DAVSOD layout.
-Baselines: a centre prior and the built-in classical saliency models (ft, mbd, rbd). All methods are
+Rows: the full SCNN, its stage-1 FCN alone (trained on DUTS only, predicted with `scnn_lightning.predict`),
+a centre prior and the built-in classical saliency models (ft, mbd, rbd). All methods are
 evaluated by the same evaluator at the ground truth's resolution; `OUT/real_frames.json` and
 `OUT/real_frames.md` hold the table.
 """
@@ -19,6 +20,7 @@ from pathlib import Path
 from scnn_lightning.data.io import read_frame
 from scnn_lightning.data.readers import load_index
 from scnn_lightning.evaluate import evaluate_folders
+from scnn_lightning.predict import predict
 from scnn_lightning.utils import write_json, write_png_map
 from scnn_lightning.weak.classical import CLASSICAL_MODELS, center_prior
 
@@ -61,10 +63,14 @@ def main(argv: list[str] | None = None) -> int:
         print(" ".join(cmd[1:]), flush=True)
         if subprocess.run(cmd).returncode != 0:
             return 1
-    methods = {"SCNN (ours)": run_dir / "predictions", **write_baselines(davis, args.out / "baselines")}
+    stage1_maps = args.out / "stage1_predictions"
+    predict(davis, run_dir / "stage1" / "checkpoints" / "last.ckpt", stage1_maps, dataset="davsod", progress=False)
+    methods = {"SCNN (ours)": run_dir / "predictions", "FCN stage 1 (DUTS only)": stage1_maps,
+               **write_baselines(davis, args.out / "baselines")}
     results = {}
     for name, folder in methods.items():
-        scores = evaluate_folders(folder, davis, args.out / "eval" / name.split()[0], temporal=False)
+        scores = evaluate_folders(folder, davis, args.out / "eval" / name.split(" (")[0].replace(" ", "_"),
+                                  temporal=False)
         results[name] = {k: scores[k] for k in (*KEYS, "protocol", "frames")}
     write_json(args.out / "real_frames.json", results)
     table = markdown_table(results)
