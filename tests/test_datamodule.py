@@ -16,9 +16,23 @@ from scnn_lightning.data.synthetic import generate_clips
 from scnn_lightning.data.transforms import paired_augment, to_tensor_image, to_uint8_image
 from scnn_lightning.errors import DataError
 from scnn_lightning.weak.store import WeakLabelStore
-from tests.conftest import SHARED
+DUTS_IMAGES = 12
 
-DUTS = SHARED / "data" / "duts-tr-sample"
+
+@pytest.fixture(scope="module")
+def duts(tmp_path_factory):
+    """A small still-image set in the DUTS layout (img/part_000/*.jpg, gt/part_000/*.png), sizes differing."""
+    root = tmp_path_factory.mktemp("duts")
+    rng = np.random.default_rng(0)
+    for i in range(DUTS_IMAGES):
+        h, w = 30 + i, 40 + 2 * i
+        (root / "img" / "part_000").mkdir(parents=True, exist_ok=True)
+        (root / "gt" / "part_000").mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(root / "img" / "part_000" / f"im{i:03d}.jpg"), rng.integers(0, 255, (h, w, 3), np.uint8))
+        mask = np.zeros((h, w), np.uint8)
+        mask[5:15, 5:20] = 255
+        cv2.imwrite(str(root / "gt" / "part_000" / f"im{i:03d}.png"), mask)
+    return root
 
 
 @pytest.fixture(scope="module")
@@ -55,25 +69,25 @@ def test_label_budget_keeps_every_kth_labelled_frame():
     assert all(budget_keeps(s, i, None) for i in range(10))
 
 
-def test_merged_sources_pairs_and_label_kinds(clips):
+def test_merged_sources_pairs_and_label_kinds(clips, duts):
     dm = SaliencyDataModule(train=[{"dataset": "davis", "root": str(clips)},
-                                   {"dataset": "duts", "root": str(DUTS)}],
+                                   {"dataset": "duts", "root": str(duts)}],
                             val=[{"dataset": "davis", "root": str(clips)}], size=(32, 48), batch_size=4)
     dm.setup("fit")
     names = {s.name for s, _ in dm.train_entries}
     assert "syn0000" in names and any(not s.temporal for s, _ in dm.train_entries)
-    assert len(dm.train_entries) == 3 * 6 + 499
+    assert len(dm.train_entries) == 3 * 6 + DUTS_IMAGES
     # sparse GT: unlabelled video frames are not trained on until they get a weak label
     active = dm.active_train_entries()
-    assert len(active) == 3 * 3 + 499
+    assert len(active) == 3 * 3 + DUTS_IMAGES
     batch = next(iter(dm.val_dataloader()))
     assert batch["image"].shape == (4, 3, 32, 48) and batch["next_image"].shape == (4, 3, 32, 48)
     assert batch["mask"].shape == (4, 1, 32, 48) and set(batch["mask"].unique().tolist()) <= {0.0, 1.0}
     assert batch["label_kind"].tolist() == [LABEL_MANUAL] * 4 and batch["has_next"].all()
 
 
-def test_image_dataset_has_no_next_frame():
-    dm = SaliencyDataModule(train=[{"dataset": "duts", "root": str(DUTS)}], size=(32, 32), val_fraction=0.0)
+def test_image_dataset_has_no_next_frame(duts):
+    dm = SaliencyDataModule(train=[{"dataset": "duts", "root": str(duts)}], size=(32, 32), val_fraction=0.0)
     dm.setup("fit")
     item = dm.dataset(dm.train_entries[:1])[0]
     assert item["has_next"] is False and torch.equal(item["image"], item["next_image"])
