@@ -18,6 +18,7 @@ import hydra
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
 from experiments.compare import build_report
@@ -33,8 +34,6 @@ from scnn_lightning.utils import write_json
 
 
 def build_loggers(cfg: DictConfig, out: Path, name: str) -> list:
-    from lightning.pytorch.loggers import CSVLogger, WandbLogger
-
     loggers = []
     if "csv" in cfg.logger:
         loggers.append(CSVLogger(save_dir=str(out), name=f"csv/{name}"))
@@ -57,19 +56,22 @@ def build_trainer(cfg: DictConfig, out: Path, name: str, ckpt_dir: Path, callbac
 
 def module_kwargs(cfg: DictConfig, out: Path, lr: float) -> dict:
     m = cfg.model
-    return dict(width=m.width, fc_channels=m.fc_channels, upsample=m.upsample, dropout=m.dropout, optimizer=m.optimizer,
-                lr=lr, momentum=m.momentum, weight_decay=m.weight_decay,
+    return dict(width=m.width, fc_channels=m.fc_channels, upsample=m.upsample, dropout=m.dropout,
+                optimizer=m.optimizer, lr=lr, momentum=m.momentum, weight_decay=m.weight_decay,
                 crf=OmegaConf.to_container(cfg.crf, resolve=True) if cfg.crf else None,
                 protocol=cfg.protocol, predictions_dir=str(out / "predictions"), size=list(cfg.data.size))
 
 
+def _plain(x) -> list:
+    return OmegaConf.to_container(x, resolve=True) if OmegaConf.is_config(x) else list(x or [])
+
+
 def datamodule(cfg: DictConfig, *, train, val=(), test=(), motion=None) -> SaliencyDataModule:
     d = cfg.data
-    plain = lambda x: OmegaConf.to_container(x, resolve=True) if OmegaConf.is_config(x) else list(x or [])  # noqa: E731
-    return SaliencyDataModule(train=plain(train), val=plain(val), test=plain(test), size=tuple(d.size),
+    return SaliencyDataModule(train=_plain(train), val=_plain(val), test=_plain(test), size=tuple(d.size),
                               batch_size=d.batch_size, num_workers=d.num_workers,
-                              augment=OmegaConf.to_container(d.augment) if d.augment else None, label_every=d.label_every, motion=motion,
-                              seed=cfg.seed)
+                              augment=OmegaConf.to_container(d.augment) if d.augment else None,
+                              label_every=d.label_every, motion=motion, seed=cfg.seed)
 
 
 def generate_data(cfg: DictConfig) -> None:
