@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import re
 import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ import torch
 from scnn_lightning.errors import DataError
 from scnn_lightning.metrics.functional import image_scores
 from scnn_lightning.metrics.sod import PROTOCOLS, SODMetrics
+from scnn_lightning.data.readers.common import natural_key
 from scnn_lightning.metrics.temporal import FlowFn, sequence_flickers
 from scnn_lightning.utils import atomic_path, write_json
 
@@ -34,11 +34,6 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 SCALAR_KEYS = ("mae", "max_f", "mean_f", "adp_f", "s_measure", "max_e", "mean_e", "adp_e", "w_f")
 DAVSOD_GT, DAVSOD_FRAMES = "ground-truth", "Imgs"
 FLAT = ""  # sequence name used for files that sit directly in the root
-
-
-def natural_key(name: str):
-    """Sort 'f2' before 'f10'."""
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
 def _images_in(folder: Path) -> dict[str, Path]:

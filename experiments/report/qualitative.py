@@ -20,7 +20,7 @@ from scnn_lightning.data.io import read_frame, read_mask
 from scnn_lightning.data.readers import load_index
 from scnn_lightning.data.records import FrameRef
 from scnn_lightning.errors import DataError
-from scnn_lightning.evaluate import natural_key
+from scnn_lightning.data.readers.common import natural_key
 
 FrameKey = tuple[str, str]  # (sequence, frame name), as in predictions/<sequence>/<name>.png
 
