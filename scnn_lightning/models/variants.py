@@ -47,7 +47,6 @@ VARIANTS: dict[str, Variant] = {v.code: v for v in (
     Variant("NA", ("p",), False, "Fig. 7c", "full cascade trained without weak labels"),
     Variant("SCNN", ("p",), True, "Fig. 7", "full cascade, P = Ps ⊗ Pt, weak labels"),
 )}
-PRIOR_NAMES = ("p", "ps", "pt", "flow_gray")
 
 
 def get_variant(code: str) -> Variant:
