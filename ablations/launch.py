@@ -9,7 +9,11 @@ only in what the paper's ablation changes. The extra comparisons
 are the CRF switched off (`SCNN-noCRF`, paper Fig. 9), score maps from all blocks (`SCNN-allblocks`,
 Fig. 10; it needs its own stage 1 because its FCN has more score layers) and the flow-magnitude
 baseline in place of the paper's superpixel temporal prior (`SCNN-magnitude`).
-A run whose metrics.json exists is skipped, so an interrupted study resumes where it stopped.
+A run whose metrics.json exists is skipped, so an interrupted study resumes where it stopped; a run
+stopped midway continues from its last checkpoint (`ckpt_path=`, experiments/resume.py) instead of
+starting again. For long studies, start it in the background (each run's own log is DIR/run.log):
+
+    nohup python -m ablations.launch --out runs/davis ... > runs/davis/launch.log 2>&1 &
 """
 
 from __future__ import annotations
@@ -52,6 +56,24 @@ def finished(run_dir: Path) -> bool:
     return (run_dir / "metrics.json").is_file() or (run_dir / "stage1.json").is_file()
 
 
+def resume_point(run_dir: Path) -> Path | None:
+    """The checkpoint an unfinished run continues from: its stage-2 one, else its stage-1 one (None: start
+    afresh, e.g. a run stopped before its first epoch ended or one never started by Hydra)."""
+    if not (run_dir / ".hydra" / "config.yaml").is_file():
+        return None
+    for ckpt in (run_dir / "checkpoints" / "last.ckpt", run_dir / "stage1" / "checkpoints" / "last.ckpt"):
+        if ckpt.is_file():
+            return ckpt
+    return None
+
+
+def command(run_dir: Path, job: list[str]) -> list[str]:
+    """The experiments.run command of one job; it resumes the run's last checkpoint when there is one."""
+    ckpt = resume_point(run_dir)
+    resume = [f"ckpt_path={ckpt}"] if ckpt is not None else []
+    return [sys.executable, "-m", "experiments.run", *job, *resume, f"hydra.run.dir={run_dir}"]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True)
@@ -63,10 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     overrides = [o for o in overrides if o != "--"]
     jobs = plan(args.out, args.seeds, args.variants, args.extras, overrides)
     for n, (run_dir, job) in enumerate(jobs, 1):
-        cmd = [sys.executable, "-m", "experiments.run", *job, f"hydra.run.dir={run_dir}"]
         if finished(run_dir):
             print(f"[{n}/{len(jobs)}] done already: {run_dir}", flush=True)
             continue
+        cmd = command(run_dir, job)
         print(f"[{n}/{len(jobs)}] {' '.join(cmd[1:])}", flush=True)
         if args.dry_run:
             continue

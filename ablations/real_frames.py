@@ -17,6 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from scnn_lightning.data.datamodule import name_of_test_set
 from scnn_lightning.data.io import read_frame
 from scnn_lightning.data.readers import load_index
 from scnn_lightning.evaluate import evaluate_folders
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
     stage1_maps = args.out / "stage1_predictions"
     predict(davis, run_dir / "stage1" / "checkpoints" / "last.ckpt", stage1_maps, dataset="davsod", progress=False)
-    methods = {"SCNN (ours)": run_dir / "predictions", "FCN stage 1 (DUTS only)": stage1_maps,
+    methods = {"SCNN (ours)": run_dir / "predictions" / name_of_test_set("davsod", None), "FCN stage 1 (DUTS only)": stage1_maps,
                **write_baselines(davis, args.out / "baselines")}
     results = {}
     for name, folder in methods.items():

@@ -1,6 +1,7 @@
 """Weak labels vs none under a label budget (paper §IV-D, Fig. 7c): SCNN against NA on synthetic clips.
 
-    python -m benchmarks.weak_vs_na --seeds 0 1 2 --epochs 4 --out runs/weak_vs_na.json
+    python -m benchmarks.weak_vs_na --seeds 0 1 2 --epochs 8 --matched-steps \
+        --out benchmarks/results/weak_vs_na.json --work /tmp/weak_vs_na
 
 Both variants are the same full cascade, built from the same randomly initialised stage-1 FCN (one per
 seed) and trained with the same seed, data, label budget and number of epochs; only SCNN runs the
@@ -9,10 +10,13 @@ ground truth. NA therefore takes fewer optimiser steps per epoch; the JSON recor
 
 The training clips have ground truth on every frame, but only every `--label-every`-th one is used for
 training (the budget); the rest is kept hidden and used only to report how good each weak-label round
-is (`iou_hidden_gt`). With `--matched-steps` a third model, NA_steps, is NA trained for as many
-optimiser steps as SCNN took (more epochs over its few frames): it separates the effect of the weak
-labels from that of the extra steps. The test clips are generated from other seeds. Test scores (MAE, max-F, S-measure;
-PySODMetrics protocol, no CRF) are per seed, with the mean over seeds.
+is (`iou_hidden_gt`). Of the kept ground truth, SCNN holds `--holdout-fraction` of each sequence out of
+its loss to fit Eq. 8 on (README, Weak labels); NA trains on all of it. `weak_rounds` lists each round's
+weights, held-out label quality and share of changed label pixels. With `--matched-steps` a third
+model, NA_steps, is NA trained for as many optimiser steps as SCNN took (more epochs over its few
+frames): it separates the effect of the weak labels from that of the extra steps. The test clips are
+generated from other seeds. Test scores (MAE, max-F, S-measure; PySODMetrics protocol, no CRF) are per
+seed, with the mean over seeds.
 """
 
 from __future__ import annotations
@@ -59,6 +63,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--sources", nargs="+", default=["ft", "mbd", "rbd"])
+    p.add_argument("--holdout-fraction", type=float, default=0.25,
+                   help="share of each sequence's kept ground truth held out of SCNN's loss for the Eq. 8 fit")
     p.add_argument("--matched-steps", action="store_true", help="also train NA for as many steps as SCNN")
     return p.parse_args(argv)
 
@@ -88,7 +94,10 @@ def train_variant(module_cls, stage1: FCN, dm, args, seed: int, weak_root: Path 
     module = module_cls(**fcn_kwargs, optimizer="adam", lr=args.lr, weight_decay=1e-4)
     module.init_from_stage1(stage1)
     dm.use_weak_labels(None, None)  # the datamodule is shared: no variant may inherit another's weak labels
-    callbacks = [WeakLabelRefresh(root=str(weak_root), sources=list(args.sources))] if weak_root else []
+    dm.set_fusion_holdout([])  # ... or its held-out frames (SCNN's callback sets its own)
+    callbacks = [WeakLabelRefresh(root=str(weak_root), sources=list(args.sources), seed=seed,
+                                  holdout_fraction=args.holdout_fraction, cache_dir=str(weak_root.parent / "maps"))
+                 ] if weak_root else []
     L.seed_everything(seed, verbose=False)  # same data order and augmentation draws for both variants
     length = dict(max_epochs=-1, max_steps=max_steps) if max_steps else dict(max_epochs=args.epochs)
     trainer = L.Trainer(**length, accelerator="cpu", devices=1, logger=False, callbacks=callbacks,
@@ -114,8 +123,8 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def weak_label_quality(store: WeakLabelStore, dm) -> list[dict]:
-    """Per round: fusion weights, IoU on the labelled frames (from the manifest) and IoU against the
-    hidden ground truth of the frames the labels were made for."""
+    """Per round: fusion weights, the held-out label quality and share of changed label pixels (from the
+    manifest) and IoU against the hidden ground truth of the frames the labels were made for."""
     frames = {(seq.name, seq.frames[i].name): seq.frames[i] for seq, i in dm.train_entries}
     rounds = []
     for r in store.rounds():
@@ -126,7 +135,8 @@ def weak_label_quality(store: WeakLabelStore, dm) -> list[dict]:
             truth = read_mask(frames[(seq, name)], label.shape)
             ious.append(_iou(label.astype(bool), truth.astype(bool)))
         rounds.append({"round": r, "weights": manifest["weights"], "labels": manifest["count"],
-                       "iou_on_labelled": manifest["stats"]["iou_on_labelled"],
+                       "iou_on_labelled": manifest["stats"]["iou_on_labelled"], "heldout": manifest["quality"],
+                       "changed_fraction": manifest["stats"]["changed_fraction"],
                        "iou_hidden_gt": float(np.mean(ious)) if ious else None})
     return rounds
 

@@ -1,28 +1,33 @@
 """`python -m experiments.compare RUN_DIR... --out DIR`: one comparison report over finished runs.
 
     python -m experiments.compare logs/runs/SCNN/* logs/runs/sFCN/* --out reports/ablation \
-        [--gt data/DAVIS --dataset davis --split val] [--frames 6]
+        [--gt data/DAVIS --dataset davis --split val] [--test-set davis-val] [--frames 6]
 
 Runs of the same variant (and CRF setting and protocol) are pooled over their seeds. Writes under DIR:
-  report.md         scores per variant (mean ± std over seeds, best in bold), figures, Table II run time
+  report.md         scores per variant (mean ± std over seeds, best in bold; all test frames pooled, then
+                    one table per test set when the runs have several), figures, Table II run time
   summary.csv       the same scores at full precision, one row per variant
   pr_curves.png     PR curves of every variant (paper Fig. 5 / 7, top)
   mae_bars.png      MAE per variant with value labels (Fig. 5 / 7, bottom)
   qualitative.png   test frames × [frame, ground truth,] variant maps (Fig. 6 / 8)
   overview.png      the three figures in one picture
+  weak_rounds.png   per-round fusion weights and held-out weak-label quality (Fig. 4), for runs with weak labels
 Mixing evaluation protocols is allowed but flagged in the report and on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
 from experiments.report.figures import compose_overview, plot_mae_bars, plot_pr_curves
 from experiments.report.qualitative import plot_grid, rows_from_dataset, rows_from_predictions
-from experiments.report.runs import LOWER_IS_BETTER, VariantGroup, consistency_warnings, group_runs, load_run
+from experiments.report.runs import LOWER_IS_BETTER, Run, VariantGroup, consistency_warnings, group_runs, load_run
 from experiments.report.tables import metrics_table, runtime_table, write_summary_csv
+from experiments.report.weak_rounds import weak_rounds_section
+from scnn_lightning.data.datamodule import name_of_test_set
 from scnn_lightning.errors import DataError
 from scnn_lightning.utils import atomic_path
 
@@ -41,15 +46,34 @@ def _load_all(run_dirs) -> list:
     return runs
 
 
-def _qualitative(groups: list[VariantGroup], out: Path, *, gt, dataset, split,
+def _default_test_set(runs: list[Run], dataset: str | None, split: str | None) -> str | None:
+    """The test set the grid shows: the one `--dataset/--split` names if the runs recorded it, else their first."""
+    recorded = list(dict.fromkeys(name for run in runs for name in run.datasets))
+    named = name_of_test_set(dataset, split) if dataset is not None else None
+    return named if named in recorded else next(iter(recorded), None)
+
+
+def _per_set_tables(runs: list[Run]) -> list[str]:
+    """Markdown sections with each test set's own scores, when the runs recorded more than one set."""
+    names = list(dict.fromkeys(name for run in runs for name in run.datasets))
+    if len(names) < 2:
+        return []
+    lines = ["## Scores per test set", ""]
+    for name in names:
+        alone = [dataclasses.replace(run, scores=run.datasets.get(name, {})) for run in runs]
+        lines += [f"### {name}", "", metrics_table(group_runs(alone)), ""]
+    return lines
+
+
+def _qualitative(groups: list[VariantGroup], out: Path, *, gt, dataset, split, test_set,
                  frames: int) -> tuple[bool, list[str]]:
     """Draw the grid; returns whether it was drawn and any warning about why not."""
     if frames <= 0:
         return False, []
     if gt is not None:
-        rows = rows_from_dataset(groups, frames, gt=Path(gt), dataset=dataset, split=split)
+        rows = rows_from_dataset(groups, frames, gt=Path(gt), dataset=dataset, split=split, test_set=test_set)
     else:
-        rows = rows_from_predictions(groups, frames)
+        rows = rows_from_predictions(groups, frames, test_set)
     if not rows:
         return False, ["no test frame has a saliency map in every run's predictions/ folder; "
                        "the qualitative grid is left out"]
@@ -57,14 +81,17 @@ def _qualitative(groups: list[VariantGroup], out: Path, *, gt, dataset, split,
     return True, []
 
 
-def _markdown(groups, runs, warnings: list[str], *, has_pr: bool, has_grid: bool, gt, dataset, split) -> str:
+def _markdown(groups, runs, warnings: list[str], *, has_pr: bool, has_grid: bool, gt, dataset, split,
+              test_set) -> str:
     lines = ["# Comparison report", ""]
     lines += [f"> **Warning:** {w}" for w in warnings] + ([""] if warnings else [])
     lines += [f"{len(runs)} run(s), {len(groups)} variant(s). Scores are mean ± sample std over seeds "
               f"(n runs); the best value of each column is in bold "
               f"({', '.join(sorted(LOWER_IS_BETTER))}: lower is better, the rest: higher). "
               "`protocol` is the evaluation protocol and `CRF` whether the dense CRF (Eq. 9-10) refined the maps.",
-              "", "## Scores", "", metrics_table(groups), "", "Full precision: [summary.csv](summary.csv).", ""]
+              "", "## Scores", "", "Every test frame pooled (each run's metrics.json top level).", "",
+              metrics_table(groups), "", "Full precision: [summary.csv](summary.csv).", ""]
+    lines += _per_set_tables(runs)
     lines += ["## PR curves and MAE", ""]
     lines += ["![PR curves](pr_curves.png)"] if has_pr else ["No run recorded a pr_curve.json; no PR plot."]
     lines += ["![MAE](mae_bars.png)", ""]
@@ -73,6 +100,8 @@ def _markdown(groups, runs, warnings: list[str], *, has_pr: bool, has_grid: bool
             source = "no ground-truth data given (`--gt`), so only the maps are shown"
         else:
             source = f"input frames and ground truth from {dataset} at `{gt}`" + (f" (split {split})" if split else "")
+        if test_set is not None:
+            source += f"; maps of test set `{test_set}`"
         lines += ["## Qualitative results", "", f"Each variant's maps come from its first run (lowest seed); {source}.",
                   "", "![qualitative](qualitative.png)", ""]
     runtime = runtime_table(groups)
@@ -84,8 +113,12 @@ def _markdown(groups, runs, warnings: list[str], *, has_pr: bool, has_grid: bool
     return "\n".join(lines) + "\n"
 
 
-def build_report(run_dirs, out, *, gt=None, dataset=None, split=None, frames: int = 6) -> Path:
-    """Write the comparison report of `run_dirs` under `out`; returns the path of `report.md`."""
+def build_report(run_dirs, out, *, gt=None, dataset=None, split=None, frames: int = 6, test_set=None) -> Path:
+    """Write the comparison report of `run_dirs` under `out`; returns the path of `report.md`.
+
+    `test_set`: whose maps the qualitative grid shows (`predictions/<test set>/`); by default the one
+    `dataset`/`split` name if the runs recorded it, else the first test set they recorded.
+    """
     if gt is not None and dataset is None:
         raise ValueError("--gt needs --dataset (the reader for that root)")
     out = Path(out)
@@ -93,11 +126,13 @@ def build_report(run_dirs, out, *, gt=None, dataset=None, split=None, frames: in
     runs = _load_all(run_dirs)
     groups = group_runs(runs)
     warnings = consistency_warnings(runs, groups)
+    test_set = test_set or _default_test_set(runs, dataset, split)
 
     write_summary_csv(out / "summary.csv", groups)
     has_pr = plot_pr_curves(groups, out / "pr_curves.png")
     plot_mae_bars(groups, out / "mae_bars.png")
-    has_grid, grid_warnings = _qualitative(groups, out, gt=gt, dataset=dataset, split=split, frames=frames)
+    has_grid, grid_warnings = _qualitative(groups, out, gt=gt, dataset=dataset, split=split, test_set=test_set,
+                                           frames=frames)
     warnings += grid_warnings
     compose_overview([out / "pr_curves.png"] * has_pr + [out / "mae_bars.png"],
                      out / "qualitative.png" if has_grid else None, out / "overview.png")
@@ -107,7 +142,8 @@ def build_report(run_dirs, out, *, gt=None, dataset=None, split=None, frames: in
     report = out / "report.md"
     with atomic_path(report) as tmp:
         tmp.write_text(_markdown(groups, runs, warnings, has_pr=has_pr, has_grid=has_grid,
-                                 gt=gt, dataset=dataset, split=split))
+                                 gt=gt, dataset=dataset, split=split, test_set=test_set)
+                       + weak_rounds_section(runs, out))
     return report
 
 
@@ -121,13 +157,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="ground-truth dataset root, for the qualitative grid's frames and masks")
     parser.add_argument("--dataset", help="reader for --gt (scnn_lightning.data.readers names, e.g. davis)")
     parser.add_argument("--split", help="split of --gt (reader-specific, e.g. val)")
+    parser.add_argument("--test-set", help="test set whose maps the grid shows (predictions/<test set>/; default: "
+                                           "the one --dataset/--split name if recorded, else the runs' first)")
     parser.add_argument("--frames", type=int, default=6, help="rows of the qualitative grid (0: no grid)")
     args = parser.parse_args(argv)
     if args.gt is not None and args.dataset is None:
         parser.error("--gt needs --dataset")
     try:
         report = build_report(args.run_dirs, args.out, gt=args.gt, dataset=args.dataset, split=args.split,
-                              frames=args.frames)
+                              frames=args.frames, test_set=args.test_set)
     except DataError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

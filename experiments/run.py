@@ -1,63 +1,108 @@
 """`python -m experiments.run ablation=X`: the paper's whole training schedule for one variant.
 
-Stage 1 trains the FCN on still images; the temporal prior's region classifier is trained on the
-labelled video frames with the stage-1 backbone (when the variant uses the superpixel prior);
+Stage 1 trains the FCN on still images; the temporal prior's region classifier is trained with the
+stage-1 backbone on stage 2's labelled training frames (when the variant takes Pt from the superpixel
+prior; rank 0 only under DDP);
 stage 2 builds the variant's cascade from the stage-1 FCN and fine-tunes it on video, with the weak
 label refresh of Algorithm 1 unless the variant turns it off; the test set is then evaluated (with the
 dense CRF unless `crf=null`). Everything goes under `hydra.run.dir`:
   stage1/checkpoints/last.ckpt, temporal/region_classifier.pt, weak_labels/round_*/,
-  checkpoints/last.ckpt (the final model), predictions/<seq>/<frame>.png, metrics.json.
+  checkpoints/last.ckpt (the final model), predictions/<test set>/<seq>/<frame>.png, metrics.json.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import hydra
 import lightning as L
-import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from experiments.compare import build_report
-from scnn_lightning.data.datamodule import SaliencyDataModule, apply_label_budget, load_sequences
-from scnn_lightning.data.records import DatasetIndex
+from experiments.console import hide_known_noise
+from experiments.resume import KILL_ENV, KillPoints, kill_point, resume_argv
+from scnn_lightning.data.datamodule import SaliencyDataModule, SourceSpec
+from scnn_lightning.data.readers import load_index
 from scnn_lightning.data.synthetic import ensure_clips
+from scnn_lightning.data.verify import verify_data
+from scnn_lightning.errors import DataError
 from scnn_lightning.models.variants import get_variant
-from scnn_lightning.motion.classifier import train_region_classifier
+from scnn_lightning.models.vgg import DEFAULT_FC6
+from scnn_lightning.motion.classifier import index_of_entries, train_on_rank_zero, train_region_classifier
 from scnn_lightning.motion.provider import MotionProvider
-from scnn_lightning.training.checkpoints import checkpoint_stage, load_fcn
+from scnn_lightning.training.checkpoints import AtomicCheckpointIO, checkpoint_stage, load_fcn
+from scnn_lightning.metrics.sod import scalar_scores
 from scnn_lightning.training.module import ImageStageModule, create_module
 from scnn_lightning.utils import write_json
 
+log = logging.getLogger("experiments.run")  # not __name__: that is "__main__" under `python -m`
+log.addFilter(lambda record: rank_zero_only.rank == 0)  # DDP: one copy of each line, from rank 0
+DATA_SPLITS = ("images", "videos", "val", "test")
+
 
 def build_loggers(cfg: DictConfig, out: Path, name: str) -> list:
+    """The loggers of stage `name`. W&B: the stage's own run, `<tag>-<stage>-seed<N>` of job type `<stage>` in the
+    ablation's group, opened on rank 0 at its first log and ended by `finishing_loggers`."""
     loggers = []
     if "csv" in cfg.logger:
         loggers.append(CSVLogger(save_dir=str(out), name=f"csv/{name}"))
     if "wandb" in cfg.logger:
         w = cfg.logger.wandb
         loggers.append(WandbLogger(project=w.project, save_dir=str(out), offline=w.offline, group=w.group,
-                                   name=f"{cfg.variant}-{name}-seed{cfg.seed}", log_model=False,
-                                   job_type=name, config=OmegaConf.to_container(cfg, resolve=True)))
+                                   name=f"{cfg.tag}-{name}-seed{cfg.seed}", log_model=False, job_type=name,
+                                   config={**OmegaConf.to_container(cfg, resolve=True), "stage": name}))
     return loggers
 
 
+@contextmanager
+def finishing_loggers(trainer: L.Trainer) -> Iterator[None]:
+    """End the stage's W&B run when the block ends, failed (exit code 1) or not: Lightning would hand a run still
+    open to the next stage's logger (or to the next job of a Hydra sweep), which would then log into it."""
+    failed = True
+    try:
+        yield
+        failed = False
+    finally:
+        if any(isinstance(logger, WandbLogger) for logger in trainer.loggers):
+            import wandb
+
+            if wandb.run is not None:  # only rank 0 ever opens one
+                wandb.finish(exit_code=int(failed))
+
+
 def build_trainer(cfg: DictConfig, out: Path, name: str, ckpt_dir: Path, callbacks=()) -> L.Trainer:
-    # Every epoch (top_k=0 would write last.ckpt only when fit ends), after WeakLabelRefresh has published
-    # the next round at train epoch end (a save at validation end would record the finished epoch's round).
-    checkpoint = ModelCheckpoint(dirpath=str(ckpt_dir), save_last=True, save_top_k=1, save_on_train_epoch_end=True)
+    # One file, ckpt_dir/last.ckpt, replaced atomically every epoch: the single top-1 checkpoint is named
+    # "last" (save_last would store the same weights a second time, top_k=0 would save only when fit ends).
+    # Saved at train epoch end, after WeakLabelRefresh has published the next round (a save at validation
+    # end would record the finished epoch's round).
+    checkpoint = ModelCheckpoint(dirpath=str(ckpt_dir), filename="last", save_top_k=1, enable_version_counter=False,
+                                 save_on_train_epoch_end=True)
+    test_hooks = [KillPoints(name)] if os.environ.get(KILL_ENV) else []
     trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
     return L.Trainer(**trainer_cfg, default_root_dir=str(out), logger=build_loggers(cfg, out, name),
-                     callbacks=[checkpoint, *callbacks], reload_dataloaders_every_n_epochs=1)
+                     callbacks=[checkpoint, *callbacks, *test_hooks], plugins=[AtomicCheckpointIO()],
+                     reload_dataloaders_every_n_epochs=1)
 
 
-def module_kwargs(cfg: DictConfig, out: Path, lr: float) -> dict:
+def module_kwargs(cfg: DictConfig, out: Path, lr: float, weight_decay: float | None = None) -> dict:
+    """A stage's LightningModule arguments; `weight_decay` (the stage's own) falls back to model.weight_decay.
+
+    Keys added after the first release are read with their old behaviour as default, so the saved
+    config of an older run still resumes.
+    """
     m = cfg.model
     return dict(width=m.width, fc_channels=m.fc_channels, upsample=m.upsample, dropout=m.dropout,
-                optimizer=m.optimizer, lr=lr, momentum=m.momentum, weight_decay=m.weight_decay,
+                fc6=m.get("fc6", DEFAULT_FC6), fcn2_init=m.get("fcn2_init", "copy"), optimizer=m.optimizer, lr=lr,
+                momentum=m.momentum, weight_decay=m.weight_decay if weight_decay is None else weight_decay,
                 crf=OmegaConf.to_container(cfg.crf, resolve=True) if cfg.crf else None,
                 protocol=cfg.protocol, predictions_dir=str(out / "predictions"), size=list(cfg.data.size))
 
@@ -67,11 +112,13 @@ def _plain(x) -> list:
 
 
 def datamodule(cfg: DictConfig, *, train, val=(), test=(), motion=None) -> SaliencyDataModule:
+    """Without `val` sources, `data.val_fraction` of `train` is held out (0: no validation at all)."""
     d = cfg.data
     return SaliencyDataModule(train=_plain(train), val=_plain(val), test=_plain(test), size=tuple(d.size),
                               batch_size=d.batch_size, num_workers=d.num_workers,
                               augment=OmegaConf.to_container(d.augment) if d.augment else None,
-                              label_every=d.label_every, motion=motion, seed=cfg.seed)
+                              label_every=d.label_every, val_fraction=d.get("val_fraction", 0.2), motion=motion,
+                              seed=cfg.seed)
 
 
 def generate_data(cfg: DictConfig) -> None:
@@ -82,31 +129,42 @@ def generate_data(cfg: DictConfig) -> None:
 
 def run_stage1(cfg: DictConfig, out: Path, resume: str | None) -> Path:
     """Train the FCN on still images; returns its checkpoint."""
-    module = ImageStageModule(**module_kwargs(cfg, out / "stage1", cfg.stage1.lr))
+    module = ImageStageModule(**module_kwargs(cfg, out / "stage1", cfg.stage1.lr, cfg.stage1.get("weight_decay")))
     if cfg.model.backbone.pretrained and resume is None:
         module.init_from_imagenet(cfg.model.backbone.pretrained)
     dm = datamodule(cfg, train=cfg.data.images)
     ckpt_dir = out / "stage1" / "checkpoints"
     trainer = build_trainer(cfg, out / "stage1", "stage1", ckpt_dir)
-    trainer.fit(module, datamodule=dm, ckpt_path=resume)
+    with finishing_loggers(trainer):
+        trainer.fit(module, datamodule=dm, ckpt_path=resume)
     return ckpt_dir / "last.ckpt"
 
 
 def build_motion(cfg: DictConfig, out: Path, stage1_ckpt: Path, needed: bool):
-    """The temporal prior provider; trains the region classifier first when none is given."""
+    """The motion provider of stage 2. The region classifier of Pt is trained first (once, by rank 0)
+    when the variant takes Pt (or a study's shared stage 1 asks for it) and none is given."""
     if not needed:
         return None
-
     m = cfg.motion
+    if not (cfg.stage1_only or get_variant(cfg.variant).needs_temporal_prior):
+        # FG takes only the grey flow image: nothing to train; the cheap magnitude prior fills the unused `pt`
+        return MotionProvider(flow=m.flow, prior="magnitude", cache_dir=m.cache_dir)
     classifier = m.classifier
     if m.prior == "superpixel" and classifier is None:
-        classifier = out / "temporal" / "region_classifier.pt"
-        if not classifier.exists():  # trained on the same budgeted ground truth stage 2 sees
-            sequences = [apply_label_budget(s, cfg.data.label_every)
-                         for s in load_sequences(OmegaConf.to_container(cfg.data.videos, resolve=True))]
-            train_region_classifier(DatasetIndex("videos", out, sequences), backbone=load_fcn(stage1_ckpt).backbone,
-                                    out=classifier, flow=m.flow, epochs=m.classifier_epochs, seed=cfg.seed)
+        classifier = train_on_rank_zero(out / "temporal" / "region_classifier.pt",
+                                        lambda path: train_classifier_on_training_frames(cfg, stage1_ckpt, path))
     return MotionProvider(flow=m.flow, prior=m.prior, classifier=classifier, cache_dir=m.cache_dir)
+
+
+def train_classifier_on_training_frames(cfg: DictConfig, stage1_ckpt: Path, path: Path) -> None:
+    """Train the region classifier on the frames stage 2 trains on with ground truth: its datamodule's
+    train split (after the validation hold-out) within the label budget; never validation or test frames."""
+    dm = datamodule(cfg, train=cfg.data.videos, val=cfg.data.val)
+    dm.setup("fit")
+    roots = ", ".join(str(source["root"]) for source in _plain(cfg.data.videos))
+    train_region_classifier(index_of_entries(dm.labelled_train_entries(), roots),
+                            backbone=load_fcn(stage1_ckpt).backbone, out=path, flow=cfg.motion.flow,
+                            epochs=cfg.motion.classifier_epochs, seed=cfg.seed)
 
 
 def run(cfg: DictConfig) -> dict:
@@ -116,19 +174,30 @@ def run(cfg: DictConfig) -> dict:
     L.seed_everything(cfg.seed, workers=True)
     variant = get_variant(cfg.variant)
     generate_data(cfg)
+    verify_data(cfg.data, cfg.paths.cache_dir)  # every frame and mask, all problems at once
+    log_data_summary(cfg)
 
     resume_stage = checkpoint_stage(cfg.ckpt_path) if cfg.ckpt_path else None
+    if resume_stage:
+        log.info("resuming %s from %s", "stage 1" if resume_stage == "image" else "stage 2", cfg.ckpt_path)
     stage1_ckpt = Path(cfg.stage1.ckpt) if cfg.stage1.ckpt else None
     if stage1_ckpt is None and resume_stage != "video":
+        log.info("stage 1: the FCN on still images, checkpoint %s", out / "stage1" / "checkpoints" / "last.ckpt")
         stage1_ckpt = run_stage1(cfg, out, cfg.ckpt_path if resume_stage == "image" else None)
+        log.info("stage 1 finished: %s", stage1_ckpt)
     elif stage1_ckpt is None:
         stage1_ckpt = out / "stage1" / "checkpoints" / "last.ckpt"
+    else:
+        log.info("stage 1: the given checkpoint %s", stage1_ckpt)
+    kill_point("classifier")  # test hook (experiments/resume.py): stage 1 done, region classifier not yet
     motion = build_motion(cfg, out, stage1_ckpt, variant.needs_motion or cfg.stage1_only)
+    if (out / "temporal" / "region_classifier.pt").is_file():
+        log.info("region classifier: %s", out / "temporal" / "region_classifier.pt")
     if cfg.stage1_only:  # stage 1 and the region classifier, shared by the variants of a study seed
         done = {"stage1_checkpoint": str(stage1_ckpt), "train_seconds": round(time.time() - started, 1)}
         write_json(out / "stage1.json", done)
         return done
-    module = create_module(variant.code, **module_kwargs(cfg, out, cfg.stage2.lr))
+    module = create_module(variant.code, **module_kwargs(cfg, out, cfg.stage2.lr, cfg.stage2.get("weight_decay")))
     if resume_stage != "video":
         module.init_from_stage1(load_fcn(stage1_ckpt))
     dm = datamodule(cfg, train=cfg.data.videos, val=cfg.data.val, test=cfg.data.test, motion=motion)
@@ -136,22 +205,37 @@ def run(cfg: DictConfig) -> dict:
     if variant.weak_labels:
         from scnn_lightning.weak.callback import WeakLabelRefresh
 
+        w = cfg.weak
         callbacks.append(WeakLabelRefresh(root=str(out / "weak_labels"),
-                                          sources=OmegaConf.to_container(cfg.weak.sources, resolve=True)))
+                                          sources=OmegaConf.to_container(w.sources, resolve=True),
+                                          holdout_fraction=w.holdout_fraction, every_n_epochs=w.every_n_epochs,
+                                          seed=cfg.seed, cache_dir=w.cache_dir))
     trainer = build_trainer(cfg, out, "stage2", out / "checkpoints", callbacks)
-    trainer.fit(module, datamodule=dm, ckpt_path=cfg.ckpt_path if resume_stage == "video" else None)
-    trainer.test(module, datamodule=dm)
+    log.info("stage 2: the %s cascade on video, checkpoint %s%s", variant.code, out / "checkpoints" / "last.ckpt",
+             f", weak labels {out / 'weak_labels'}/round_NNN" if variant.weak_labels else "")
+    with finishing_loggers(trainer):  # the test scores and media belong to the stage-2 run
+        trainer.fit(module, datamodule=dm, ckpt_path=cfg.ckpt_path if resume_stage == "video" else None)
+        log.info("stage 2 finished: %s", out / "checkpoints" / "last.ckpt")
+        log.info("test: predictions %s", out / "predictions")
+        trainer.test(module, datamodule=dm)
 
-    scores = {k: float(v) for k, v in module.test_scores.items() if _is_scalar(v)}
+    # Top level: every test frame pooled (the protocol's average over all sets); `datasets`: each test set alone.
     metrics = {"variant": variant.code, "tag": cfg.tag, "protocol": cfg.protocol, "crf": bool(cfg.crf), "seed": cfg.seed,
-               **scores, "checkpoint": str(out / "checkpoints" / "last.ckpt"), "stage1_checkpoint": str(stage1_ckpt),
+               **scalar_scores(module.test_scores),
+               "datasets": {name: scalar_scores(s) for name, s in module.test_set_scores.items()},
+               "checkpoint": str(out / "checkpoints" / "last.ckpt"), "stage1_checkpoint": str(stage1_ckpt),
                "train_seconds": round(time.time() - started, 1)}
     if trainer.is_global_zero:
         write_json(out / "metrics.json", metrics)
-        write_json(out / "pr_curve.json", {k: module.test_scores[k].tolist() for k in ("precision", "recall")})
+        write_json(out / "pr_curve.json", {**_pr(module.test_scores),
+                                           "datasets": {n: _pr(s) for n, s in module.test_set_scores.items()}})
         if cfg.report:
             write_run_report(cfg, out)
     return metrics
+
+
+def _pr(scores: dict) -> dict:
+    return {k: scores[k].tolist() for k in ("precision", "recall")}
 
 
 def write_run_report(cfg: DictConfig, out: Path) -> Path:
@@ -162,20 +246,72 @@ def write_run_report(cfg: DictConfig, out: Path) -> Path:
                         split=first and first.get("split"), frames=4)
 
 
-def _is_scalar(v) -> bool:
-    return isinstance(v, (int, float)) or (torch.is_tensor(v) and v.numel() == 1)
+def log_data_summary(cfg: DictConfig) -> None:
+    """One line per data split: its sequences, frames and frames with ground truth, and its sources."""
+    if rank_zero_only.rank != 0:
+        return
+    for split in DATA_SPLITS:
+        specs = [SourceSpec.parse(spec) for spec in _plain(cfg.data.get(split))]
+        if not specs:
+            held_out = f"; {cfg.data.get('val_fraction', 0.2)} of the videos are held out" if split == "val" else ""
+            log.info("data %s: none listed%s", split, held_out)
+            continue
+        indexes = [load_index(spec.dataset, spec.root, spec.split) for spec in specs]
+        frames = [frame for index in indexes for frame in index.frames]
+        sources = "; ".join(f"{spec.dataset} {spec.root}" + (f" [{spec.split}]" if spec.split else "")
+                            for spec in specs)
+        log.info("data %s: %d sequences, %d frames, %d labelled (%s)", split,
+                 sum(len(index.sequences) for index in indexes), len(frames), sum(f.labelled for f in frames), sources)
+
+
+def log_outputs(cfg: DictConfig, metrics: dict) -> None:
+    """The final scores and where the outputs are; the last line names metrics.json and the report."""
+    out = Path(cfg.paths.output_dir)
+    if cfg.stage1_only:
+        log.info("done: stage 1 %s (summary %s)", metrics["stage1_checkpoint"], out / "stage1.json")
+        return
+    log.info("test scores (all test frames): %s", _scores_text(metrics))
+    for name, scores in (metrics.get("datasets") or {}).items():
+        log.info("test scores %s: %s", name, _scores_text(scores))
+    weak = f", weak labels {out / 'weak_labels'}" if (out / "weak_labels").is_dir() else ""
+    log.info("outputs: checkpoint %s, predictions %s%s, PR curve %s", metrics["checkpoint"], out / "predictions",
+             weak, out / "pr_curve.json")
+    report = out / "report" / "report.md"
+    log.info("done: metrics %s, %s", out / "metrics.json",
+             f"report {report}" if report.is_file() else "no report (report=false)")
+
+
+def _scores_text(scores: dict) -> str:
+    return ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in scores.items()
+                     if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("seed", "train_seconds"))
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="run")
-def main(cfg: DictConfig) -> float | None:
+def app(cfg: DictConfig) -> float | None:
+    """The Hydra task: the schedule of `run`, then the final scores and where the outputs went."""
+    hide_known_noise()
+    log.info("run directory: %s", cfg.paths.output_dir)
     try:
         metrics = run(cfg)
+    except DataError as exc:  # bad input: the message names every file; a traceback would bury it
+        sys.exit(f"experiments.run: {exc}")
     finally:
         if "wandb" in cfg.logger:  # close the run even on failure, or the next sweep job inherits it
             import wandb
 
             wandb.finish()
+    log_outputs(cfg, metrics)
     return metrics.get("mae")  # the objective a Hydra sweeper would minimise
+
+
+def main() -> None:
+    """`python -m experiments.run [overrides]`. With `ckpt_path=RUN/.../last.ckpt` the command resumes that run, in
+    its own directory and with its own configuration (experiments/resume.py), before Hydra sets anything up."""
+    try:
+        sys.argv[1:] = resume_argv(sys.argv[1:])
+    except DataError as exc:
+        sys.exit(f"experiments.run: {exc}")
+    app()
 
 
 if __name__ == "__main__":

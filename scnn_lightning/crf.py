@@ -71,8 +71,7 @@ def refine(image_rgb_uint8: np.ndarray, saliency_float01: np.ndarray, params: CR
     crf = dcrf.DenseCRF2D(w, h, 2)
     crf.setUnaryEnergy(unary_energy(saliency, params.clip))
     crf.addPairwiseGaussian(sxy=params.theta_gamma, compat=params.w2)
-    crf.addPairwiseBilateral(
-        sxy=params.theta_alpha, srgb=params.theta_beta, rgbim=np.ascontiguousarray(image), compat=params.w1
-    )
+    rgb = np.require(image, requirements=["C", "W"])  # pydensecrf needs a writable buffer; decoded frames may not be
+    crf.addPairwiseBilateral(sxy=params.theta_alpha, srgb=params.theta_beta, rgbim=rgb, compat=params.w1)
     marginals = np.asarray(crf.inference(params.iterations), dtype=np.float32).reshape(2, h, w)
     return np.clip(marginals[1], 0.0, 1.0)

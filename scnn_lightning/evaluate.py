@@ -1,13 +1,18 @@
 """Evaluate any method's saliency maps against ground truth (paper §IV-A figures, PySOD conventions).
 
     python -m scnn_lightning.evaluate --pred DIR --gt DIR --out DIR [--protocol pysod|davsod] [--no-temporal]
+    python -m scnn_lightning.evaluate --pred DIR --gt DATASET_ROOT --dataset NAME [--split S] --out DIR
 
 Maps are matched to ground truth by sequence and file stem. Accepted layouts, both sides:
 `<seq>/<stem>.png` or a flat folder `<stem>.png`; the ground-truth side may also be a DAVSOD-style
 dataset root, `<seq>/ground-truth/<stem>.png` (frames then come from `<seq>/Imgs/`, which enables
-temporal consistency). A flat prediction folder is matched by stem alone. Maps of another size are
-resized (in memory) to the ground truth. Missing and extra maps are listed in `metrics.json` and on
-stderr. Writes `metrics.json`, `curves.json`, `per_sequence.csv` and `pr_curve.png` under `--out`.
+temporal consistency), or with `--dataset` the root of any dataset a reader of
+`scnn_lightning.data.readers` knows (DAVIS, FBMS, SegTrackV2, ...): masks and frames are then found and
+decoded by that reader, exactly as training and the runner's test step read them. A flat prediction
+folder is matched by stem alone. Maps of another size are resized (in memory) to the ground truth,
+and scored as the 8-bit values the files hold (`metrics.functional.saved_map_scores`, the runner's
+scoring too). Missing and extra maps are listed in `metrics.json` and on stderr. Writes
+`metrics.json`, `curves.json`, `per_sequence.csv` and `pr_curve.png` under `--out`.
 """
 
 from __future__ import annotations
@@ -23,10 +28,13 @@ import cv2
 import numpy as np
 import torch
 
-from scnn_lightning.errors import DataError
-from scnn_lightning.metrics.functional import image_scores
-from scnn_lightning.metrics.sod import PROTOCOLS, SODMetrics
+from scnn_lightning.data.io import read_frame, read_mask
+from scnn_lightning.data.readers import DATASETS, load_index
 from scnn_lightning.data.readers.common import natural_key
+from scnn_lightning.data.records import FrameRef
+from scnn_lightning.errors import DataError
+from scnn_lightning.metrics.functional import saved_map_scores
+from scnn_lightning.metrics.sod import PROTOCOLS, SODMetrics
 from scnn_lightning.metrics.temporal import FlowFn, sequence_flickers
 from scnn_lightning.utils import atomic_path, write_json
 
@@ -34,6 +42,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 SCALAR_KEYS = ("mae", "max_f", "mean_f", "adp_f", "s_measure", "max_e", "mean_e", "adp_e", "w_f")
 DAVSOD_GT, DAVSOD_FRAMES = "ground-truth", "Imgs"
 FLAT = ""  # sequence name used for files that sit directly in the root
+GroundTruth = Path | FrameRef  # a mask file, or a dataset frame whose mask files its reader knows
 
 
 def _images_in(folder: Path) -> dict[str, Path]:
@@ -66,11 +75,19 @@ def is_davsod_layout(root: Path) -> bool:
     return any((p / DAVSOD_GT).is_dir() for p in root.iterdir() if p.is_dir())
 
 
+def index_dataset(root: str | Path, dataset: str, split: str | None) -> tuple[dict, dict]:
+    """A dataset root through its reader: ({seq: {stem: labelled FrameRef}}, {seq: {stem: FrameRef}})."""
+    index = load_index(dataset, root, split)
+    labelled = {s.name: {f.name: f for f in s.frames if f.labelled} for s in index.sequences}
+    frames = {s.name: {f.name: f for f in s.frames} for s in index.sequences}
+    return {seq: found for seq, found in labelled.items() if found}, frames
+
+
 @dataclass
 class Matching:
     """Ground-truth frames per sequence (natural order) with their prediction, plus what did not match."""
 
-    pairs: dict[str, list[tuple[str, Path, Path]]] = field(default_factory=dict)  # seq -> [(stem, pred, gt)]
+    pairs: dict[str, list[tuple[str, Path, GroundTruth]]] = field(default_factory=dict)  # seq -> [(stem, pred, gt)]
     missing: list[str] = field(default_factory=list)
     extra: list[str] = field(default_factory=list)
 
@@ -79,7 +96,7 @@ def _label(seq: str, stem: str) -> str:
     return f"{seq}/{stem}" if seq else stem
 
 
-def match_maps(preds: dict[str, dict[str, Path]], gts: dict[str, dict[str, Path]]) -> Matching:
+def match_maps(preds: dict[str, dict[str, Path]], gts: dict[str, dict[str, GroundTruth]]) -> Matching:
     """Pair predictions with ground truth by (sequence, stem); a flat prediction folder matches by stem."""
     if set(preds) == {FLAT} and set(gts) != {FLAT}:
         owners = defaultdict(list)
@@ -118,40 +135,41 @@ def read_gray(path: Path) -> np.ndarray:
     return image
 
 
-def read_rgb(path: Path) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise DataError(path, "cannot be decoded as an image")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+def read_ground_truth(gt: GroundTruth) -> np.ndarray:
+    """A mask file as 8-bit grey (foreground > 128), or a dataset frame's mask through its reader ({0, 1})."""
+    return read_mask(gt) if isinstance(gt, FrameRef) else read_gray(gt)
 
 
 def read_prediction(path: Path, size: tuple[int, int]) -> np.ndarray:
-    """A map as float32 in [0, 1], resized to `size` (H, W) when it differs (the file is untouched)."""
+    """A map's 8-bit values, resized to `size` (H, W) when it differs (the file is untouched)."""
     pred = read_gray(path)
     if pred.shape != size:
         pred = cv2.resize(pred, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
-    return pred.astype(np.float32) / 255
+    return pred
 
 
-def score_pair(pred_path: Path, gt_path: Path) -> tuple[torch.Tensor, np.ndarray]:
+def score_pair(pred_path: Path, gt: GroundTruth) -> tuple[torch.Tensor, np.ndarray]:
     """Per-image score row and the (resized) float map; a bad pair raises `DataError` naming the file."""
-    gt = read_gray(gt_path)
-    pred = read_prediction(pred_path, gt.shape)
+    mask = read_ground_truth(gt)
+    pred = read_prediction(pred_path, mask.shape)
     try:
-        return image_scores(torch.from_numpy(pred), torch.from_numpy(gt)), pred
+        return saved_map_scores(pred, mask), pred.astype(np.float32) / 255
     except ValueError as err:
-        raise DataError(pred_path, f"cannot be scored against {gt_path}: {err}") from err
+        where = gt.masks[0] if isinstance(gt, FrameRef) else gt
+        raise DataError(pred_path, f"cannot be scored against {where}: {err}") from err
 
 
-def frame_paths(frames_root: Path, seq: str) -> dict[str, Path]:
+def frame_paths(frames_root: Path, seq: str) -> dict[str, FrameRef]:
     """Frame images of a sequence: `<root>/<seq>/Imgs/*` or `<root>/<seq>/*` (flat: `<root>/*`)."""
     folder = frames_root / seq if seq else frames_root
     if (folder / DAVSOD_FRAMES).is_dir():
         folder = folder / DAVSOD_FRAMES
-    return _images_in(folder) if folder.is_dir() else {}
+    found = _images_in(folder) if folder.is_dir() else {}
+    return {stem: FrameRef(sequence=seq, name=stem, image=path) for stem, path in found.items()}
 
 
-def sequence_temporal(pairs, maps: dict[str, np.ndarray], frames: dict[str, Path], flow_fn: FlowFn | None) -> list[float]:
+def sequence_temporal(pairs, maps: dict[str, np.ndarray], frames: dict[str, FrameRef],
+                      flow_fn: FlowFn | None) -> list[float]:
     """Flicker values of one sequence over runs of evaluated maps that are adjacent in the video."""
     order = sorted(frames, key=natural_key)
     position = {stem: i for i, stem in enumerate(order)}
@@ -163,7 +181,7 @@ def sequence_temporal(pairs, maps: dict[str, np.ndarray], frames: dict[str, Path
             run.append(stem)
             continue
         if len(run) >= 2:
-            images = [read_rgb(frames[s]) for s in run]
+            images = [read_frame(frames[s]) for s in run]
             run_maps = [_fit(maps[s], img.shape[:2]) for s, img in zip(run, images)]
             values += sequence_flickers(run_maps, images, flow_fn)
         run = [stem] if stem is not None else []
@@ -187,25 +205,41 @@ def evaluate_folders(
     *,
     temporal: bool = True,
     flow_fn: FlowFn | None = None,
+    dataset: str | None = None,
+    split: str | None = None,
 ) -> dict:
     """Evaluate the maps under `pred` against `gt`, write the reports under `out`, return metrics.json's dict.
 
-    `frames`: root of the video frames for temporal consistency (default: the GT root when it has the
-    DAVSOD layout). `flow_fn(img0, img1) -> (H, W, 2)` defaults to `motion.flow.compute_flow`.
+    `dataset` (a reader name, with an optional `split`): `gt` is that dataset's root, read by its reader.
+    `frames`: root of the video frames for temporal consistency (default: the dataset's own frames, or the
+    GT root when it has the DAVSOD layout). `flow_fn(img0, img1) -> (H, W, 2)` defaults to
+    `motion.flow.compute_flow`.
     """
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; choose one of {PROTOCOLS}")
+    if split is not None and dataset is None:
+        raise ValueError("a split needs the dataset it belongs to (--dataset)")
     pred_root, gt_root, out = Path(pred), Path(gt), Path(out)
-    davsod_layout = gt_root.is_dir() and is_davsod_layout(gt_root)
-    gts = index_maps(gt_root, DAVSOD_GT if davsod_layout else None)
-    if not gts:
-        raise DataError(gt_root, "holds no ground-truth images (<seq>/<stem>.png, <stem>.png or <seq>/ground-truth/<stem>.png)")
+    davsod_layout = dataset is None and gt_root.is_dir() and is_davsod_layout(gt_root)
+    dataset_frames: dict[str, dict[str, FrameRef]] = {}
+    if dataset is not None:
+        gts, dataset_frames = index_dataset(gt_root, dataset, split)
+        if not gts:
+            raise DataError(gt_root, f"the {dataset} reader found no frame with ground truth"
+                                     + (f" in split {split}" if split else ""))
+    else:
+        gts = index_maps(gt_root, DAVSOD_GT if davsod_layout else None)
+        if not gts:
+            raise DataError(gt_root, "holds no ground-truth images (<seq>/<stem>.png, <stem>.png or "
+                                     "<seq>/ground-truth/<stem>.png); for a dataset root give "
+                                     "--dataset NAME [--split S]")
     matching = match_maps(index_maps(pred_root), gts)
     if not matching.pairs:
         raise DataError(pred_root, f"no prediction map matches any of the {sum(map(len, gts.values()))} ground-truth frames under {gt_root}")
     _warn_unmatched(matching)
 
     frames_root = Path(frames) if frames is not None else (gt_root if davsod_layout else None)
+    has_frames = frames_root is not None or bool(dataset_frames)
     overall = SODMetrics(protocol=protocol)
     rows_out, all_flickers = [], []
     for seq, pairs in matching.pairs.items():
@@ -220,8 +254,9 @@ def evaluate_folders(
         line = {"sequence": seq or ".", "frames": len(pairs)}
         if per_seq.images > 0:
             line.update(_figures(per_seq.compute()))
-        if temporal and frames_root is not None:
-            flickers = sequence_temporal(pairs, maps, frame_paths(frames_root, seq), flow_fn)
+        if temporal and has_frames:
+            seq_frames = frame_paths(frames_root, seq) if frames_root is not None else dataset_frames.get(seq, {})
+            flickers = sequence_temporal(pairs, maps, seq_frames, flow_fn)
             all_flickers += flickers
             line["temporal_consistency"] = float(np.mean(flickers)) if flickers else None
         rows_out.append(line)
@@ -279,15 +314,23 @@ def _plot_pr(path: Path, result: dict, *, label: str, protocol: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m scnn_lightning.evaluate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--pred", required=True, help="folder of saliency maps (<seq>/<stem>.png or flat)")
-    parser.add_argument("--gt", required=True, help="ground truth (<seq>/<stem>.png, flat, or a DAVSOD-layout root)")
+    parser.add_argument("--gt", required=True,
+                        help="ground truth (<seq>/<stem>.png, flat, a DAVSOD-layout root, "
+                             "or a dataset root with --dataset)")
+    parser.add_argument("--dataset", choices=sorted(DATASETS), default=None,
+                        help="--gt is the root of this dataset; its reader finds masks and frames")
+    parser.add_argument("--split", default=None, help="split of --dataset (e.g. val for DAVIS, test for FBMS)")
     parser.add_argument("--out", required=True, help="folder for metrics.json, per_sequence.csv, pr_curve.png")
     parser.add_argument("--protocol", choices=PROTOCOLS, default="pysod",
                         help="pysod: mean over images; davsod: mean over sequences, first/last frame skipped")
     parser.add_argument("--frames", default=None, help="frames root for temporal consistency (default: GT root if DAVSOD layout)")
     parser.add_argument("--no-temporal", action="store_true", help="skip temporal consistency (needs optical flow)")
     args = parser.parse_args(argv)
+    if args.split is not None and args.dataset is None:
+        parser.error("--split needs --dataset")
     try:
-        metrics = evaluate_folders(args.pred, args.gt, args.out, args.protocol, args.frames, temporal=not args.no_temporal)
+        metrics = evaluate_folders(args.pred, args.gt, args.out, args.protocol, args.frames,
+                                   temporal=not args.no_temporal, dataset=args.dataset, split=args.split)
     except DataError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

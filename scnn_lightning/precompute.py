@@ -1,4 +1,4 @@
-"""Fill the motion cache (flow, Pt, grey flow image) of a dataset ahead of training (paper §III-B).
+"""Fill the motion cache (each frame's Pt and grey flow image) of a dataset ahead of training (§III-B).
 
     python -m scnn_lightning.precompute --dataset davis --root /data/DAVIS --split train \
         --cache cache/motion --prior superpixel --classifier runs/region_classifier.pt --workers 2

@@ -1,11 +1,12 @@
-"""Saliency maps for your own video: `python -m scnn_lightning.predict --input PATH --ckpt CKPT --out DIR`.
+"""Saliency maps for your own video: `python -m scnn_lightning.predict --input PATH [--ckpt CKPT] --out DIR`.
 
 PATH is a video file (anything OpenCV decodes), a folder of frames, a folder of frame folders/videos,
 or a dataset root with `--dataset NAME [--split S]`. One 8-bit PNG per frame is written at the frame's
 resolution, named after the frame: `DIR/00000.png`… for one video or folder, `DIR/<seq>/<frame>.png`
 for several sequences or a dataset. `--overlay` adds `overlay.mp4` (the map as a red tint over the
 frames) per sequence. `DIR/timings.json` holds the paper's Table II for this run: mean seconds per
-frame of flow, temporal prior, network and CRF, and the wall-clock total.
+frame of flow, temporal prior, network and CRF, and the wall-clock total. Without `--ckpt` the model
+shipped in the package is used, `scnn_lightning/weights/scnn-davis.ckpt` (see `scnn_lightning.weights`).
 
 Each variant gets exactly its own inputs (paper §IV-D): sFCN, OS and stage-1 checkpoints need no motion
 (no flow is computed); FG gets the grey flow image; OT, FP, NA and SCNN get Pt. The superpixel Pt
@@ -36,6 +37,7 @@ from scnn_lightning.inference.stream import Settings, stream_saliency, timing_su
 from scnn_lightning.motion.flow import FLOW_BACKENDS
 from scnn_lightning.motion.provider import PRIORS, MotionProvider
 from scnn_lightning.utils import write_json
+from scnn_lightning.weights import default_checkpoint
 
 
 def motion_step(loaded: LoadedCheckpoint, *, prior: str | None = None, classifier: str | Path | None = None,
@@ -113,7 +115,8 @@ def parse_size(text: str) -> tuple[int, int]:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m scnn_lightning.predict", description=__doc__.split("\n\n")[0])
     p.add_argument("--input", required=True, help="video file, folder of frames, or dataset root (with --dataset)")
-    p.add_argument("--ckpt", required=True, help="a run's checkpoints/last.ckpt (any variant) or a stage-1 one")
+    p.add_argument("--ckpt", help="a run's checkpoints/last.ckpt (any variant) or a stage-1 one "
+                                  "(default: the shipped scnn_lightning/weights/scnn-davis.ckpt)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--crf", action=argparse.BooleanOptionalAction, default=None,
                    help="dense CRF refinement (default: as the run was trained)")
@@ -138,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device is available here")
     try:
-        timings = predict(args.input, args.ckpt, args.out, crf=args.crf, overlay=args.overlay, size=args.size,
+        ckpt = args.ckpt or default_checkpoint()
+        timings = predict(args.input, ckpt, args.out, crf=args.crf, overlay=args.overlay, size=args.size,
                           device=args.device, dataset=args.dataset, split=args.split, batch_size=args.batch_size,
                           classifier=args.classifier, prior=args.prior, flow=args.flow,
                           progress=not args.no_progress)

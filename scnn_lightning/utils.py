@@ -36,14 +36,27 @@ def write_json(path: str | Path, obj) -> None:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
+def to_uint8_map(saliency):
+    """The 8-bit map a PNG holds: `round(255 * clip(s, 0, 1))`; a uint8 map is returned as it is."""
+    import numpy as np
+
+    m = np.asarray(saliency)
+    if m.dtype == np.uint8:
+        return m
+    return np.round(np.clip(m.astype(np.float32), 0.0, 1.0) * 255).astype(np.uint8)
+
+
 def write_png_map(path: str | Path, saliency, size: tuple[int, int] | None = None) -> None:
-    """Write a [0, 1] map as an 8-bit PNG (atomically), resized to `size` (H, W) when given."""
+    """Write a [0, 1] float map (or an 8-bit one, as is) as an 8-bit PNG (atomically), resized to `size`
+    (H, W) when given."""
     import cv2
     import numpy as np
 
-    m = np.clip(np.asarray(saliency, dtype=np.float32), 0.0, 1.0)
+    m = np.asarray(saliency)
+    if m.dtype != np.uint8:
+        m = np.clip(m.astype(np.float32), 0.0, 1.0)
     if size is not None and m.shape != tuple(size):
         m = cv2.resize(m, (int(size[1]), int(size[0])), interpolation=cv2.INTER_LINEAR)
     with atomic_path(path) as tmp:  # the temporary name keeps the .png suffix cv2 needs
-        if not cv2.imwrite(str(tmp), np.round(m * 255).astype(np.uint8)):
+        if not cv2.imwrite(str(tmp), to_uint8_map(m)):
             raise OSError(f"{path}: could not write PNG")

@@ -3,7 +3,7 @@
 Run by `tests/test_weak_ddp.py` as `python -m tests.ddp_weak_run ...` from the repository root (Lightning's
 DDP launcher starts the other ranks with the same command line). Each rank writes
 `<report>/rank<r>.json`: for every round on disk, the hash of the labels as this rank reads them and the
-manifest's hash and weights; its own callback state; and whether the weak labels its training batches
+manifest's hash, weights, fit, held-out quality, held-out frames and statistics; its own callback state; and whether the weak labels its training batches
 carried equal the store's files of the round of that epoch.
 """
 
@@ -27,7 +27,8 @@ def report(trainer, weak, spy: LabelSpy) -> dict:
         read = {key: store.read_label(r, *key) for key in store.frames(r)}
         manifest = store.manifest(r)
         rounds[str(r)] = {"read_hash": labels_hash(read), "manifest_hash": manifest["labels_hash"],
-                          "weights": manifest["weights"]}
+                          "weights": manifest["weights"],
+                          **{k: manifest[k] for k in ("fit", "quality", "holdout", "stats")}}
     served = {}
     for epoch, seen in spy.seen.items():
         labels = {key: store.read_label(epoch, *key) for key in spy.weak_frames(epoch)}

@@ -226,8 +226,19 @@ def test_ground_truth_that_matches_no_prediction_is_an_error(runs, tmp_path):
 
 
 def test_unlabelled_frames_still_fill_the_grid(runs, tmp_path):
-    sequence = sorted(p.name for p in (runs["OT"] / "predictions").iterdir())[0]
+    sequence = sorted(p.name for p in (runs["OT"] / "predictions" / "davis").iterdir())[0]
     frames = _frames_folder(tmp_path / "gt", sequence)
-    out = build_report([runs["OT"]], tmp_path / "out", gt=frames, dataset="frames", frames=2)
+    out = build_report([runs["OT"]], tmp_path / "out", gt=frames, dataset="frames", frames=2, test_set="davis")
     assert "![qualitative](qualitative.png)" in out.read_text()
     assert cv2.imread(str(out.parent / "qualitative.png")) is not None
+
+
+def test_runs_from_before_test_sets_were_recorded_still_report(runs, data_dir, tmp_path):
+    """Older runs: no `datasets` in metrics.json and maps in predictions/<seq>/<frame>.png."""
+    old = copy_run(runs["OT"], tmp_path / "ot_old", datasets=None)
+    for seq in list((old / "predictions" / "davis").iterdir()):
+        seq.rename(old / "predictions" / seq.name)
+    (old / "predictions" / "davis").rmdir()
+    out = build_report([runs["sFCN"], old], tmp_path / "out", gt=data_dir / "synthetic" / "test", dataset="davis",
+                       frames=2)
+    assert "![qualitative](qualitative.png)" in out.read_text() and "Scores per test set" not in out.read_text()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFile
 
 from scnn_lightning.data import io
 from scnn_lightning.data.records import FrameRef, SequenceRef
@@ -63,6 +63,21 @@ def test_truncated_image_names_the_file(tmp_path, suffix):
         io.read_image(path)
     assert str(info.value).startswith(str(path))
     assert "truncated" in str(info.value)
+
+
+def test_png_without_its_iend_chunk_is_truncated(tmp_path):
+    path = save_frame(tmp_path / "cut.png", shape=(32, 32))
+    path.write_bytes(path.read_bytes()[:-12])  # every pixel is still there: PIL alone decodes it
+    with pytest.raises(DataError, match=r"cut\.png: truncated image \(PNG: no IEND chunk at the end\)"):
+        io.read_image(path)
+
+
+def test_truncated_jpeg_is_caught_even_where_pil_pads_truncated_files(tmp_path, monkeypatch):
+    path = save_frame(tmp_path / "cut.jpg", shape=(64, 64))
+    path.write_bytes(path.read_bytes()[:-100])
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)  # what some libraries set globally
+    with pytest.raises(DataError, match=r"cut\.jpg: truncated image \(JPEG: no end-of-image marker"):
+        io.read_image(path)
 
 
 def test_text_file_named_like_an_image_is_reported(tmp_path):

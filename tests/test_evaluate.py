@@ -14,6 +14,7 @@ import torch
 from scnn_lightning.errors import DataError
 from scnn_lightning.evaluate import evaluate_folders, main
 from scnn_lightning.metrics import SODMetrics
+from tests.fixtures_layouts import save, save_gray_mask
 
 H, W = 30, 40
 SEQUENCES = {"alpha": 5, "beta": 4}
@@ -162,3 +163,38 @@ def test_cli_writes_the_reports(dataset, tmp_path, capsys):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["protocol"] == "davsod" and "temporal_consistency" not in metrics
     assert "max_f" in capsys.readouterr().out
+
+
+def davis_root(root):
+    """DAVIS-2016 layout (JPEGImages/480p, Annotations/480p; split from the built-in lists): blackswan (val)
+    and bear (train), frames and masks of `frame_data`."""
+    for seq in ("blackswan", "bear"):
+        for t in range(SEQUENCES["alpha"]):
+            image, mask, _ = frame_data(seq, t)
+            save(root / "JPEGImages" / "480p" / seq / f"{t:05d}.jpg", image)
+            save_gray_mask(root / "Annotations" / "480p" / seq / f"{t:05d}.png", mask)
+    return root
+
+
+def test_a_davis_root_is_read_through_its_reader(tmp_path, capsys):
+    root, pred_root = davis_root(tmp_path / "DAVIS"), tmp_path / "maps"
+    preds = {}
+    for t in range(SEQUENCES["alpha"]):
+        preds[("blackswan", t)] = np.round(frame_data("blackswan", t)[2] * 255).astype(np.uint8)
+        save(pred_root / "blackswan" / f"{t:05d}.png", preds[("blackswan", t)])
+    args = ["--pred", str(pred_root), "--gt", str(root), "--no-temporal"]
+    assert main([*args, "--out", str(tmp_path / "plain")]) == 2  # a dataset root is no mask folder...
+    assert "--dataset" in capsys.readouterr().err  # ...and the message says what to add
+    with pytest.raises(SystemExit):
+        main([*args, "--out", str(tmp_path / "no_dataset"), "--split", "val"])
+
+    assert main([*args, "--out", str(tmp_path / "out"), "--dataset", "davis", "--split", "val"]) == 0
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert (metrics["frames"], metrics["sequences"], metrics["missing_predictions"]) == (5, 1, [])
+    want = expected(preds, "pysod")
+    for key in ("mae", "max_f", "s_measure", "w_f", "adp_e"):
+        assert metrics[key] == pytest.approx(want[key], abs=1e-9), key
+    # Temporal consistency reads the frames through the same reader.
+    with_frames = evaluate_folders(pred_root, root, tmp_path / "temporal", dataset="davis", split="val",
+                                   flow_fn=translation_flow)
+    assert 0.0 <= with_frames["temporal_consistency"] < 1.0

@@ -57,7 +57,8 @@ def test_mixed_frame_sizes_are_problems_not_crashes(tmp_path, capsys):
     assert main([str(clip), "--dataset", "frames"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["frames"] == 2 and report["labelled_frames"] == 0
-    assert any(p.startswith(f"mixed frame sizes: {clip / '00001.png'}") for p in report["problems"])
+    mixed = f"{clip / '00001.png'}: frame is {H + 2}x{W} (HxW) but the first frame of sequence clip (00000.png) is"
+    assert any(p.startswith(mixed) for p in report["problems"])
     assert any("skipped non-image files: 1 file(s) (desktop.ini)" in p for p in report["problems"])
 
 
@@ -73,6 +74,21 @@ def test_mask_size_mismatch_and_orphan_gt_are_problems(tmp_path, capsys):
     assert report["labelled_frames"] == 2
     mask = seq / "ground-truth" / "blackswan_00001.png"
     frame = seq / "Imgs" / "blackswan_00001.jpg"
-    assert f"{mask}: mask is {H}x{W + 1} (HxW) but frame {frame} is {H}x{W}" in report["problems"]
+    assert f"{mask}: mask is {H}x{W + 1} (HxW) but frame {frame} is {H}x{W} (HxW)" in report["problems"]
     orphan = "ground truth matching no frame: 1 file(s) (blackswan_00077.png)"
     assert any(orphan in p for p in report["problems"])
+
+
+def test_truncated_frame_is_a_problem_because_every_file_is_decoded(tmp_path, capsys):
+    seq = tmp_path / "bear"
+    for i in range(2):
+        save_frame(seq / "Imgs" / f"bear_{i:05d}.jpg", shape=(64, 64))
+        save_gray_mask(seq / "ground-truth" / f"bear_{i:05d}.png", box_mask((64, 64)))
+    cut = seq / "Imgs" / "bear_00001.jpg"
+    cut.write_bytes(cut.read_bytes()[:-300])  # the header, and so the size, is intact
+    mask = seq / "ground-truth" / "bear_00000.png"
+    mask.write_bytes(mask.read_bytes()[:-12])  # only the IEND chunk is gone
+    assert main([str(tmp_path), "--dataset", "davsod"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert any(p.startswith(f"{cut}: unreadable or truncated image (image file is truncated") for p in report["problems"])
+    assert f"{mask}: truncated image (PNG: no IEND chunk at the end)" in report["problems"]

@@ -10,8 +10,8 @@ import torch
 
 py_sod_metrics = pytest.importorskip("py_sod_metrics")
 
-from scnn_lightning.metrics import SODMetrics, temporal_consistency  # noqa: E402
-from scnn_lightning.metrics.functional import ROW_LAYOUT, image_scores  # noqa: E402
+from scnn_lightning.metrics import SODMetrics, scalar_scores, temporal_consistency  # noqa: E402
+from scnn_lightning.metrics.functional import ROW_LAYOUT, image_scores, saved_map_scores  # noqa: E402
 from scnn_lightning.metrics.temporal import valid_flow_mask  # noqa: E402
 
 H, W = 37, 53  # odd sizes on purpose
@@ -182,6 +182,30 @@ def test_davsod_protocol_counts_a_repeated_frame_once():
         twice.update(m, gt, sequence="a", frame_index=i)
     twice.update(maps[1], gt, sequence="a", frame_index=1)  # a padding sampler's repeat
     assert once.compute()["mae"] == pytest.approx(twice.compute()["mae"], abs=1e-12)
+    assert once.compute()["frames"] == twice.compute()["frames"] == 4
+
+
+def test_results_count_their_frames_and_scalar_scores_keeps_the_numbers():
+    gt = torch.from_numpy(ground_truths()["blob"])
+    maps = torch.rand(5, H, W, generator=torch.Generator().manual_seed(5))
+    pysod, davsod = SODMetrics(), SODMetrics(protocol="davsod")
+    pysod.update(maps, gt.expand(5, H, W))
+    davsod.update(maps, gt.expand(5, H, W), sequence=["a", "a", "a", "b", "b"], frame_index=[0, 1, 2, 0, 1])
+    assert pysod.compute()["frames"] == davsod.compute()["frames"] == 5  # davsod: first and last included
+    scalars = scalar_scores(pysod.compute())
+    assert set(scalars) == {*SCALAR_KEYS, "frames"} and isinstance(scalars["frames"], int)
+
+
+def test_saved_map_scores_score_the_8_bit_values_as_a_png_holds_them():
+    rng = np.random.default_rng(6)
+    saved = rng.integers(0, 256, (H, W), dtype=np.uint8)
+    mask = ground_truths()["two_parts"].astype(np.uint8)
+    got = saved_map_scores(saved, mask)[0]
+    want = reference([(saved, mask * 255)])
+    for key in ("mae", "s_measure", "w_f", "adp_f", "adp_e"):
+        assert float(got[ROW_LAYOUT[key]][0]) == pytest.approx(want[key], abs=1e-10), key
+    with pytest.raises(ValueError, match="8-bit"):
+        saved_map_scores(saved / 255.0, mask)
 
 
 # ------------------------------------------------------------------ temporal consistency

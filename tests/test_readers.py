@@ -53,6 +53,7 @@ def test_missing_and_empty_roots_are_reported(tmp_path, name):
     with pytest.raises(DataError, match=r"nowhere: dataset root does not exist"):
         load_index(name, tmp_path / "nowhere")
     (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / ".DS_Store").write_bytes(b"\0")  # OS metadata does not make a folder non-empty
     with pytest.raises(DataError, match=r"empty: dataset root is an empty folder"):
         load_index(name, tmp_path / "empty")
 
@@ -101,10 +102,10 @@ def test_msra10k_stray_files_and_unpaired_images_are_problems(tmp_path):
     build_msra10k(imgs, ids=(75,))
     save_frame(imgs / "99.jpg")  # image without its mask
     save_gray_mask(imgs / "42.png", box_mask())  # mask without its image
-    (imgs / "Thumbs.db").write_bytes(b"\0")
+    (imgs / "notes.txt").write_text("x")
     index = load_index("msra10k", tmp_path)
     assert [(f.name, f.labelled) for f in index.frames] == [("75", True), ("99", False)]
-    assert any("skipped non-image files: 1 file(s) (Thumbs.db)" in p for p in index.problems)
+    assert any("skipped non-image files: 1 file(s) (notes.txt)" in p for p in index.problems)
     assert any("frames without ground truth: 1 file(s) (99.jpg)" in p for p in index.problems)
     assert any("ground truth matching no frame: 1 file(s) (42.png)" in p for p in index.problems)
 
@@ -434,3 +435,58 @@ def test_frames_folder_without_any_frame(tmp_path):
     (tmp_path / "readme.md").write_text("x")
     with pytest.raises(DataError, match=r"no frames found for dataset frames"):
         load_index("frames", tmp_path)
+
+
+# ---- hidden and OS metadata files ---------------------------------------------------------------
+
+
+def build_davsod(root: Path) -> None:
+    for n in range(2):
+        save_frame(root / "dog" / "Imgs" / f"dog_{n:05d}.jpg", seed=n)
+        save_gray_mask(root / "dog" / "ground-truth" / f"dog_{n:05d}.png", box_mask())
+
+
+def build_duts(root: Path) -> None:
+    for name in ("sun_1", "sun_2"):
+        save_frame(root / "img" / "part_000" / f"{name}.jpg")
+        save_gray_mask(root / "gt" / "part_000" / f"{name}.png", box_mask())
+
+
+def build_frames(root: Path) -> None:
+    for n in range(2):
+        save_frame(root / "clip" / f"{n}.jpg", seed=n)
+    save_video(root / "walk.avi", [rgb(i, (16, 16)) for i in range(3)])
+
+
+LAYOUT_BUILDERS = {
+    "msra10k": lambda root: build_msra10k(root / "Imgs"),
+    "segtrackv2": build_segtrackv2,
+    "fbms": build_fbms,
+    "davis": build_davis,
+    "davsod": build_davsod,
+    "duts": build_duts,
+    "frames": build_frames,
+}
+
+
+def add_os_litter(root: Path) -> None:
+    """What copying a dataset through macOS or Windows leaves: an AppleDouble `._` twin of every file,
+    `.DS_Store`, `Thumbs.db`, a `__MACOSX/` mirror, and hidden folders holding real images."""
+    folders = [root, *(p for p in root.rglob("*") if p.is_dir())]
+    for folder in folders:
+        for path in [p for p in folder.iterdir() if p.is_file()]:
+            (folder / f"._{path.name}").write_bytes(b"\x00\x05\x16\x07" + bytes(80))
+            twin = root / "__MACOSX" / path.relative_to(root).parent / f"._{path.name}"
+            twin.parent.mkdir(parents=True, exist_ok=True)
+            twin.write_bytes(b"\x00\x05\x16\x07")
+        (folder / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+        (folder / "Thumbs.db").write_bytes(b"\xd0\xcf\x11\xe0")
+        save_frame(folder / ".ipynb_checkpoints" / "00000.jpg")
+
+
+@pytest.mark.parametrize("name", list(LAYOUT_BUILDERS))
+def test_every_reader_ignores_hidden_and_os_metadata_files(tmp_path, name):
+    LAYOUT_BUILDERS[name](tmp_path)
+    clean = load_index(name, tmp_path).summary()
+    add_os_litter(tmp_path)
+    assert load_index(name, tmp_path).summary() == clean

@@ -1,7 +1,8 @@
 """`WeakLabelRefresh` (Algorithm 1, §III-C) inside a real Lightning fit on tiny synthetic clips.
 
-One 2-epoch run (2 clips x 6 frames, every 3rd ground-truth frame kept as manual) is shared by the
-first tests; the resume tests continue copies of it.
+One 2-epoch run (2 clips x 6 frames, every 3rd ground-truth frame kept as manual, one of the two manual
+frames of each clip held out for the Eq. 8 fit) is shared by the first tests; the resume tests continue
+copies of it. The loop-quality tests use `OracleNetwork`, a stand-in whose maps improve on a schedule.
 """
 
 from __future__ import annotations
@@ -18,14 +19,17 @@ from omegaconf import OmegaConf
 
 from experiments.run import build_trainer
 from lightning.pytorch.callbacks import Callback
-from scnn_lightning.data.datamodule import LABEL_MANUAL
+from scnn_lightning.data.datamodule import LABEL_MANUAL, frame_key, select_fusion_holdout
 from scnn_lightning.data.transforms import to_uint8_image
 from scnn_lightning.errors import DataError
 from scnn_lightning.weak.callback import WeakLabelRefresh
+from scnn_lightning.weak.classical import center_prior
+from scnn_lightning.weak.fit import to_levels
 from scnn_lightning.weak.fusion import fit_fusion_weights, weak_label
 from scnn_lightning.weak.sources import build_sources
 from scnn_lightning.weak.store import WeakLabelStore, labels_hash
-from tests.weak_helpers import SOURCES, LabelSpy, make_clips, make_datamodule, make_module, make_trainer
+from tests.weak_helpers import (SIZE, SOURCES, LabelSpy, OracleNetwork, make_clips, make_datamodule, make_module,
+                                make_trainer, write_folder_maps)
 
 STATE_KEY = "WeakLabelRefresh"
 
@@ -46,7 +50,8 @@ def run(one_thread, tmp_path_factory):
     clips = make_clips(root / "clips")
     dm = make_datamodule(clips, root / "cache")
     spy = LabelSpy()
-    trainer, weak = make_trainer(root / "run", root / "run" / "weak", max_epochs=2, spy=spy)
+    trainer, weak = make_trainer(root / "run", root / "run" / "weak", max_epochs=2, spy=spy,
+                                 cache_dir=root / "source_maps")
     trainer.fit(make_module(), datamodule=dm)
     return {"root": root, "clips": clips, "dm": dm, "spy": spy, "weak": weak,
             "store": WeakLabelStore(root / "run" / "weak")}
@@ -56,14 +61,11 @@ def read_round(store: WeakLabelStore, r: int) -> dict[tuple[str, str], np.ndarra
     return {key: store.read_label(r, *key) for key in store.frames(r)}
 
 
-def frame_key(entry) -> tuple[str, str]:
-    seq, i = entry
-    return seq.name, seq.frames[i].name
-
-
 def test_rounds_follow_algorithm_1(run):
     store, dm = run["store"], run["dm"]
     assert store.rounds() == [0, 1, 2]  # G0 before epoch 0, then one round after each epoch
+    held = [list(frame_key(e)) for e in dm.fusion_holdout_entries()]
+    assert len(held) == 2 and {seq for seq, _ in held} == {"syn0000", "syn0001"}  # one per clip
     for r in (0, 1, 2):
         manifest = store.manifest(r)
         expected = SOURCES if r == 0 else [*SOURCES, "prediction"]  # the network joins from round 1
@@ -73,10 +75,24 @@ def test_rounds_follow_algorithm_1(run):
         assert set(store.frames(r)) == {frame_key(e) for e in dm.unlabelled_train_entries()}
         assert store.labels_hash(r) == labels_hash(read_round(store, r))
         assert manifest["stats"]["epoch"] == max(r - 1, 0)
+        fit, quality = manifest["fit"], manifest["quality"]
+        assert fit["solver"] == "CLARABEL" and fit["status"] == "optimal" and fit["note"] == ""
+        assert 0.0 <= fit["objective"] < 1.0 and fit["pixels"] == 2 * SIZE[0] * SIZE[1]
+        assert (fit["calibration"] is None) == (r == 0)  # the network's map is calibrated when it is fused
+        assert quality["frames"] == 2 and set(quality["sources"]) == set(expected)
+        for scores in (quality, *quality["sources"].values()):
+            assert all(0.0 <= scores[k] <= 1.0 for k in ("fused_iou", "fused_mae", "label_iou", "label_mae"))
+        assert manifest["stats"]["iou_on_labelled"] == quality["label_iou"]
+        assert manifest["holdout"] | {"frames": None} == {"fraction": 0.25, "seed": 0, "count": 2, "frames": None,
+                                                          "hash": run["weak"].holdout_hash}
+        assert manifest["holdout"]["frames"] == held
+        changed = manifest["stats"]["changed_fraction"]
+        assert changed is None if r == 0 else 0.0 <= changed <= 1.0
 
 
-def test_round_0_is_eq_8_fit_on_labelled_frames_then_otsu(run):
-    """G0 recomputed from scratch: weights fitted on the manual frames only, labels thresholded by Otsu."""
+def test_round_0_is_eq_8_fit_on_held_out_frames_then_otsu(run):
+    """G0 recomputed from scratch: weights fitted on the held-out manual frames only (8-bit maps), labels
+    thresholded by Otsu."""
     store, dm = run["store"], run["dm"]
     sources = build_sources(SOURCES)
 
@@ -84,14 +100,16 @@ def test_round_0_is_eq_8_fit_on_labelled_frames_then_otsu(run):
         out = {}
         for (seq, i), sample in zip(entries, (dm.dataset(entries)[j] for j in range(len(entries)))):
             rgb = to_uint8_image(sample["image"])
-            out[frame_key((seq, i))] = (np.stack([s.map_for(seq.frames[i], rgb) for s in sources]),
-                                        sample["mask"][0].numpy().astype(np.uint8))
+            levels = np.stack([to_levels(s.map_for(seq.frames[i], rgb)) for s in sources])
+            out[frame_key((seq, i))] = (levels.astype(np.float32) / 255, sample["mask"][0].numpy().astype(np.uint8))
         return out
 
-    labelled = maps_of(dm.labelled_train_entries())
-    assert len(labelled) == 4  # frames 0 and 3 of each clip
-    weights = fit_fusion_weights(np.stack([m for m, _ in labelled.values()], axis=1),
-                                 np.stack([g for _, g in labelled.values()]))
+    assert len(dm.labelled_train_entries()) == 4  # frames 0 and 3 of each clip
+    held = select_fusion_holdout(dm.labelled_train_entries(), 0.25, 0)
+    assert [frame_key(e) for e in held] == [frame_key(e) for e in dm.fusion_holdout_entries()]
+    fit_set = maps_of(held)
+    weights = fit_fusion_weights(np.stack([m for m, _ in fit_set.values()], axis=1),
+                                 np.stack([g for _, g in fit_set.values()]))
     stored = store.manifest(0)["weights"]
     np.testing.assert_allclose([stored[n] for n in SOURCES], weights, atol=1e-6)
     labels = read_round(store, 0)
@@ -101,18 +119,20 @@ def test_round_0_is_eq_8_fit_on_labelled_frames_then_otsu(run):
 
 def test_epoch_r_trains_on_round_r(run):
     store, dm, spy = run["store"], run["dm"], run["spy"]
-    manual = {frame_key(e) for e in dm.labelled_train_entries()}
-    assert sorted(spy.seen) == [0, 1]
+    held = {frame_key(e) for e in dm.fusion_holdout_entries()}
+    manual = {frame_key(e) for e in dm.labelled_train_entries()} - held  # held-out frames stay out of the loss
+    assert sorted(spy.seen) == [0, 1] and len(manual) == 2 and len(held) == 2
     for epoch in (0, 1):
         seen = spy.seen[epoch]
         weak = spy.weak_frames(epoch)
         assert weak == set(store.frames(epoch)) and len(weak) == 8  # weak labels from epoch 0 on
         assert {k for k, (kind, _) in seen.items() if kind == LABEL_MANUAL} == manual
+        assert not held & set(seen)
         labels = read_round(store, epoch)
         for key in weak:
             np.testing.assert_array_equal(seen[key][1], labels[key], err_msg=f"epoch {epoch}, frame {key}")
     # the training set grew from the manual frames alone to manual + weak
-    assert len(spy.seen[0]) == len(manual) + len(store.frames(0)) == 12 > len(manual)
+    assert len(spy.seen[0]) == len(manual) + len(store.frames(0)) == 10 > len(manual)
 
 
 def test_weights_and_stats_are_logged(run):
@@ -127,6 +147,10 @@ def test_weights_and_stats_are_logged(run):
         assert float(row["weak/labels"]) == manifest["count"] == 8
         assert 0.0 <= float(row["weak/iou_on_labelled"]) <= 1.0
         assert float(row["weak/iou_on_labelled"]) == pytest.approx(manifest["stats"]["iou_on_labelled"])
+        for key in ("fused_iou", "fused_mae", "label_iou", "label_mae"):
+            assert float(row[f"weak/heldout_{key}"]) == pytest.approx(manifest["quality"][key])
+        assert float(row["weak/objective"]) == pytest.approx(manifest["fit"]["objective"])
+        assert (row["weak/changed_fraction"] == "") == (manifest["stats"]["changed_fraction"] is None)
 
 
 def copy_run(run, dest: Path) -> tuple[Path, Path]:
@@ -143,17 +167,24 @@ def test_checkpoint_state_matches_the_store_and_loads_weights_only(run):
     ckpt = torch.load(run["root"] / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     state, manifest = ckpt["callbacks"][STATE_KEY], run["store"].manifest(2)
     assert state == {"round": 2, "weights": list(manifest["weights"].values()), "source_names": manifest["sources"],
-                     "labels_hash": manifest["labels_hash"]}
+                     "labels_hash": manifest["labels_hash"], "holdout_fraction": 0.25, "holdout_seed": 0,
+                     "holdout_hash": manifest["holdout"]["hash"]}
 
 
-def test_resume_continues_the_rounds(run, tmp_path):
+def test_resume_continues_the_rounds_and_keeps_the_held_out_frames(run, tmp_path):
     ckpt, weak_dir = copy_run(run, tmp_path / "run")
     before = round_files(weak_dir, (0, 1, 2))
     spy = LabelSpy()
-    trainer, weak = make_trainer(tmp_path / "run", weak_dir, max_epochs=3, spy=spy, logger=False)
-    trainer.fit(make_module(seed=5), datamodule=make_datamodule(run["clips"], run["root"] / "cache"),
-                ckpt_path=str(ckpt))
+    # configured otherwise, the resumed run still keeps the checkpoint's held-out frames
+    trainer, weak = make_trainer(tmp_path / "run", weak_dir, max_epochs=3, spy=spy, logger=False,
+                                 holdout_fraction=0.5, seed=9)
+    dm = make_datamodule(run["clips"], run["root"] / "cache")
+    trainer.fit(make_module(seed=5), datamodule=dm, ckpt_path=str(ckpt))
     store = WeakLabelStore(weak_dir)
+    held = {frame_key(e) for e in dm.fusion_holdout_entries()}
+    assert held == {frame_key(e) for e in run["dm"].fusion_holdout_entries()} and not held & set(spy.seen[2])
+    assert store.manifest(3)["holdout"] == store.manifest(0)["holdout"]
+    assert (weak.holdout_fraction, weak.seed) == (0.25, 0)
     assert sorted(spy.seen) == [2] and store.rounds() == [0, 1, 2, 3]  # next round is 3, not 0
     assert round_files(weak_dir, (0, 1, 2)) == before  # earlier rounds untouched, hashes included
     labels = read_round(store, 2)
@@ -213,8 +244,86 @@ def test_run_py_checkpoints_after_the_refresh(run, tmp_path):
     weak = WeakLabelRefresh(root=str(tmp_path / "weak"), sources=list(SOURCES))
     trainer = build_trainer(cfg, tmp_path, "stage2", tmp_path / "checkpoints", [weak, probe])
     trainer.fit(make_module(), datamodule=make_datamodule(run["clips"], run["root"] / "cache"))
-    assert [epoch for epoch, _ in probe.saved if epoch < 2] == [0, 0, 1, 1]  # top-1 file and last.ckpt each epoch
+    assert sorted({epoch for epoch, _ in probe.saved}) == [0, 1]  # saved every epoch
     assert all(round_ == epoch + 1 for epoch, round_ in probe.saved)
+
+
+def test_classical_maps_are_cached_on_disk_once(run):
+    """3 classical sources x 12 training frames (held-out and unlabelled ones, at training size), each one
+    PNG; the rounds after round 0 reuse them rather than keeping any in memory."""
+    cached = sorted((run["root"] / "source_maps").rglob("*.png"))
+    frames = len(run["dm"].fusion_holdout_entries()) + len(run["dm"].unlabelled_train_entries())
+    assert len(cached) == len(SOURCES) * frames == 30
+    assert not list((run["root"] / "source_maps").rglob(".*"))  # no temporaries left behind
+    assert not hasattr(run["weak"], "_static_maps")
+
+
+@pytest.fixture(scope="module")
+def poor_sources(one_thread, tmp_path_factory):
+    """3 clips x 8 frames with ground truth on every 2nd frame (one of each clip's four held out), and two
+    static sources that know nothing about the objects: uniform noise and a centre prior."""
+    root = tmp_path_factory.mktemp("oracle")
+    clips = make_clips(root / "clips", sequences=3, frames=8, seed=11)
+    dm = make_datamodule(clips, None, label_every=2)
+    dm.setup()
+    frames = dm.dataset(dm.train_entries)
+    truth = {frame_key(e): frames[i]["mask"][0].numpy().astype(np.uint8) for i, e in enumerate(dm.train_entries)}
+    rng = np.random.default_rng(0)
+    noise = write_folder_maps(root / "noise", {key: rng.random(SIZE) for key in truth})
+    centre = write_folder_maps(root / "centre", {key: center_prior(*SIZE) for key in truth})
+    sources = [{"folder": str(noise), "name": "noise"}, {"folder": str(centre), "name": "centre"}]
+    return {"root": root, "clips": clips, "truth": truth, "sources": sources}
+
+
+def fit_oracle(setup, out: Path, *, skill, epochs: int, sources: list, num_workers: int = 0) -> WeakLabelStore:
+    trainer, _ = make_trainer(out, out / "weak", max_epochs=epochs, logger=False, sources=sources)
+    dm = make_datamodule(setup["clips"], None, label_every=2, num_workers=num_workers)
+    trainer.fit(OracleNetwork(setup["truth"], skill), datamodule=dm)
+    return WeakLabelStore(out / "weak")
+
+
+def test_labels_improve_when_the_network_beats_poor_static_sources(poor_sources, tmp_path):
+    """(a) The network's (skewed, then calibrated) map takes over from its first round, the held-out label
+    quality rises round by round, and the labels change every round."""
+    store = fit_oracle(poor_sources, tmp_path, skill=lambda epochs: 0.25 * epochs, epochs=3,
+                       sources=poor_sources["sources"])
+    manifests = [store.manifest(r) for r in store.rounds()]
+    assert [m["round"] for m in manifests] == [0, 1, 2, 3]
+    network = [m["weights"].get("prediction", 0.0) for m in manifests]
+    iou = [m["quality"]["label_iou"] for m in manifests]
+    mae = [m["quality"]["label_mae"] for m in manifests]
+    # uncalibrated, the skewed map got weight 0 in round 1 and 0.62 in round 2 here
+    assert network[0] == 0.0 and all(w > 0.5 for w in network[1:]), network
+    assert iou[0] < 0.5 and all(b > a for a, b in zip(iou, iou[1:])) and iou[3] > 0.9, iou
+    assert all(b < a for a, b in zip(mae, mae[1:])), mae
+    assert all(m["stats"]["changed_fraction"] > 0.001 for m in manifests[1:]), [m["stats"] for m in manifests]
+    assert len({m["labels_hash"] for m in manifests}) == 4
+    for m in manifests[1:]:  # the calibration takes the +2 class-balancing offset back out of the logits
+        assert m["fit"]["calibration"]["b"] < -1.0
+
+
+def test_a_perfect_static_source_keeps_the_weight_and_the_labels(poor_sources, tmp_path):
+    """(b) With a source equal to the ground truth, Eq. 8 gives it all the weight in every round and the
+    weak labels equal it (read through DataLoader workers)."""
+    perfect = write_folder_maps(poor_sources["root"] / "truth", poor_sources["truth"])
+    store = fit_oracle(poor_sources, tmp_path, skill=lambda epochs: 0.5, epochs=1, num_workers=2,
+                       sources=[*poor_sources["sources"], {"folder": str(perfect), "name": "truth"}])
+    assert store.rounds() == [0, 1] and "prediction" in store.manifest(1)["weights"]
+    for r in store.rounds():
+        manifest = store.manifest(r)
+        assert manifest["weights"]["truth"] > 0.999, manifest["weights"]
+        assert manifest["quality"]["label_iou"] == 1.0 and manifest["quality"]["label_mae"] == 0.0
+        for key in store.frames(r):
+            np.testing.assert_array_equal(store.read_label(r, *key), poor_sources["truth"][key])
+
+
+def test_no_labelled_frame_to_hold_out_is_a_data_error(poor_sources, tmp_path):
+    trainer, _ = make_trainer(tmp_path, tmp_path / "weak", max_epochs=1, logger=False,
+                              sources=poor_sources["sources"])
+    dm = make_datamodule(poor_sources["clips"], None, label_every=8)  # one labelled frame per clip
+    with pytest.raises(DataError, match=r"clips: no labelled training frame can be held out .*Eq\. 8"):
+        trainer.fit(OracleNetwork(poor_sources["truth"], lambda epochs: 0.5), datamodule=dm)
+    assert WeakLabelStore(tmp_path / "weak").rounds() == []
 
 
 @pytest.mark.slow
@@ -228,8 +337,10 @@ def test_weak_vs_na_benchmark_pipeline(tmp_path, one_thread):
     assert out.is_file() and result["label_budget"] == pytest.approx(0.2)
     assert (result["train_frames"], result["test_frames"]) == (20, 10)
     run_ = result["runs"][0]
-    assert run_["NA"]["steps"] == 2 and run_["SCNN"]["steps"] == 10 == run_["NA_steps"]["steps"]  # 4 vs 20 frames
-    assert (run_["NA"]["trained_frames"], run_["SCNN"]["trained_frames"], run_["NA_steps"]["trained_frames"]) == (4, 20, 4)
+    assert run_["NA"]["steps"] == 2 and run_["SCNN"]["steps"] == 10 == run_["NA_steps"]["steps"]  # 4 vs 18 frames
+    # SCNN: 2 kept ground-truth frames (the other 2 are held out for Eq. 8) + 16 weakly labelled ones
+    trained = (run_["NA"]["trained_frames"], run_["SCNN"]["trained_frames"], run_["NA_steps"]["trained_frames"])
+    assert trained == (4, 18, 4)
     for code in ("NA", "SCNN", "NA_steps"):
         assert all(0.0 <= run_[code][k] <= 1.0 for k in SCORES)
         assert result["mean"][code]["mae"] == run_[code]["mae"]
@@ -237,3 +348,4 @@ def test_weak_vs_na_benchmark_pipeline(tmp_path, one_thread):
     assert [r["round"] for r in rounds] == [0, 1, 2] and all(r["labels"] == 16 for r in rounds)
     for r in rounds:
         assert abs(sum(r["weights"].values()) - 1) < 1e-6 and 0.0 <= r["iou_hidden_gt"] <= 1.0
+        assert r["heldout"]["frames"] == 2 and 0.0 <= r["heldout"]["label_iou"] <= 1.0

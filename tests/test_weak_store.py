@@ -181,3 +181,39 @@ def test_missing_round_and_frame_name_the_path(tmp_path):
     _write(store, 3, _labels(10))
     with pytest.raises(DataError, match=r"round_003/seq0/nope\.png"):
         store.read_label(3, "seq0", "nope")
+
+
+def test_several_writers_publish_one_round(tmp_path):
+    """DDP: one process begins the round, the others join it by its folder name and write their own frames;
+    the publication checks every frame was written and hashes the files."""
+    store = WeakLabelStore(tmp_path)
+    labels = _labels(11, n=6)
+    keys = sorted(labels)
+    first = store.begin_round(4)
+    other = store.join_round(4, first.folder.name)
+    for i, key in enumerate(keys):
+        (first if i % 2 else other).write(*key, labels[key])
+    assert store.rounds() == []  # nothing visible before the publication
+    first.publish(keys, weights={"ft": 1.0}, stats={}, extra={"quality": {"label_iou": 0.5}})
+    assert store.rounds() == [4] and store.labels_hash(4) == labels_hash(labels) == store.hash_on_disk(4)
+    assert store.manifest(4)["quality"] == {"label_iou": 0.5}
+    with pytest.raises(DataError, match="no unpublished folder"):
+        store.join_round(5, first.folder.name)
+
+
+def test_publishing_a_round_with_a_missing_frame_fails(tmp_path):
+    store = WeakLabelStore(tmp_path)
+    labels = _labels(12, n=3)
+    writer = store.begin_round(0)
+    for key in sorted(labels)[:2]:
+        writer.write(*key, labels[key])
+    with pytest.raises(DataError, match="was not written"):
+        writer.publish(sorted(labels), weights={"ft": 1.0}, stats={})
+    assert store.rounds() == []
+
+
+def test_extra_manifest_entries_cannot_replace_the_standard_ones(tmp_path):
+    store = WeakLabelStore(tmp_path)
+    with pytest.raises(ValueError, match="labels_hash"):
+        store.write_round(0, _labels(13), weights={"ft": 1.0}, stats={}, extra={"labels_hash": "x"})
+    assert store.rounds() == [] and not (tmp_path / store_module.VERSIONS).exists()

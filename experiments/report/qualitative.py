@@ -3,7 +3,7 @@ its ground truth, then each variant's saliency map.
 
 Frames are picked deterministically and spread over the sequences (evenly spaced sequences, then evenly
 spaced frames inside each), among the frames every variant has a map for. Each variant's maps come
-from its first run (lowest seed).
+from its first run (lowest seed), from the folder of one test set (`Run.predictions`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from scnn_lightning.data.records import FrameRef
 from scnn_lightning.errors import DataError
 from scnn_lightning.data.readers.common import natural_key
 
-FrameKey = tuple[str, str]  # (sequence, frame name), as in predictions/<sequence>/<name>.png
+FrameKey = tuple[str, str]  # (sequence, frame name), as in predictions/<test set>/<sequence>/<name>.png
 
 
 @dataclass(frozen=True)
@@ -33,12 +33,12 @@ class GridRow:
     maps: list[np.ndarray]  # one float map in [0, 1] per variant
 
 
-def prediction_path(group: VariantGroup, key: FrameKey) -> Path:
-    return group.runs[0].path / "predictions" / key[0] / f"{key[1]}.png"
+def prediction_path(group: VariantGroup, key: FrameKey, test_set: str | None) -> Path:
+    return group.runs[0].predictions(test_set) / key[0] / f"{key[1]}.png"
 
 
-def predicted_frames(group: VariantGroup) -> set[FrameKey]:
-    root = group.runs[0].path / "predictions"
+def predicted_frames(group: VariantGroup, test_set: str | None) -> set[FrameKey]:
+    root = group.runs[0].predictions(test_set)
     return {(p.parent.name, p.stem) for p in root.glob("*/*.png")}
 
 
@@ -71,21 +71,22 @@ def read_map(path: Path, shape: tuple[int, int] | None) -> np.ndarray:
     return pixels.astype(np.float32) / 255.0
 
 
-def rows_from_predictions(groups: list[VariantGroup], count: int) -> list[GridRow]:
-    """Without ground-truth data: frames every variant predicted, in natural order."""
-    common = set.intersection(*(predicted_frames(g) for g in groups))
+def rows_from_predictions(groups: list[VariantGroup], count: int, test_set: str | None) -> list[GridRow]:
+    """Without ground-truth data: frames of `test_set` every variant predicted, in natural order."""
+    common = set.intersection(*(predicted_frames(g, test_set) for g in groups))
     candidates: dict[str, list[str]] = {}
     for seq, name in sorted(common, key=lambda k: (natural_key(k[0]), natural_key(k[1]))):
         candidates.setdefault(seq, []).append(name)
-    return [GridRow(key=key, frame=None, mask=None, maps=[read_map(prediction_path(g, key), None) for g in groups])
+    return [GridRow(key=key, frame=None, mask=None,
+                    maps=[read_map(prediction_path(g, key, test_set), None) for g in groups])
             for key in choose_frames(candidates, count)]
 
 
 def rows_from_dataset(groups: list[VariantGroup], count: int, *, gt: Path, dataset: str,
-                      split: str | None) -> list[GridRow]:
+                      split: str | None, test_set: str | None) -> list[GridRow]:
     """With ground-truth data: labelled frames (in the dataset's order) that every variant predicted."""
     index = load_index(dataset, gt, split=split)
-    common = set.intersection(*(predicted_frames(g) for g in groups))
+    common = set.intersection(*(predicted_frames(g, test_set) for g in groups))
     refs: dict[FrameKey, FrameRef] = {(f.sequence, f.name): f for f in index.frames if (f.sequence, f.name) in common}
     if not refs:
         which = f"{dataset}" + (f" (split {split})" if split else "")
@@ -101,7 +102,7 @@ def rows_from_dataset(groups: list[VariantGroup], count: int, *, gt: Path, datas
         frame = read_frame(usable[key])
         shape = frame.shape[:2]
         rows.append(GridRow(key=key, frame=frame, mask=read_mask(usable[key], shape),
-                            maps=[read_map(prediction_path(g, key), shape) for g in groups]))
+                            maps=[read_map(prediction_path(g, key, test_set), shape) for g in groups]))
     return rows
 
 

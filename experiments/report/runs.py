@@ -1,15 +1,17 @@
 """Reading finished run directories (written by `experiments/run.py`) and pooling seeds per variant.
 
 A run directory holds `metrics.json` (required), `pr_curve.json` and, when the runtime was measured,
-`timings.json` (seconds per frame per component, the paper's Table II). Runs that agree on variant,
-CRF setting and protocol form one `VariantGroup`; its numbers are mean ± std over their seeds.
+`timings.json` (seconds per frame per component, the paper's Table II). `metrics.json` has the scores of
+all test frames pooled at its top level and, from runs that record them, each test set's own scores under
+`datasets` (their maps under `predictions/<test set>/`). Runs that agree on variant, CRF setting and
+protocol form one `VariantGroup`; its numbers are mean ± std over their seeds.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +39,13 @@ class Run:
     scores: dict[str, float]
     pr: tuple[np.ndarray, np.ndarray] | None  # (precision, recall) over the same thresholds
     timings: dict[str, float] | None  # component -> s/frame, plus "total"
+    datasets: dict[str, dict[str, float]] = field(default_factory=dict)  # test set -> its own scores
+
+    def predictions(self, test_set: str | None) -> Path:
+        """Where the maps of `test_set` are: `predictions/<test set>/` for runs that record their test sets,
+        `predictions/` for older runs (one test set, `predictions/<seq>/<frame>.png`)."""
+        root = self.path / "predictions"
+        return root / test_set if self.datasets and test_set else root
 
 
 def _read_json_object(path: Path) -> dict:
@@ -69,6 +78,16 @@ def _read_pr(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if curves[0].shape != curves[1].shape:
         raise DataError(path, f"precision has {curves[0].size} values but recall has {curves[1].size}")
     return curves[0], curves[1]
+
+
+def _read_datasets(path: Path, value) -> dict[str, dict[str, float]]:
+    """metrics.json's `datasets`: {test set: {score: number}} (absent in runs made before it existed)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+        raise DataError(path, "'datasets' must map each test set to its scores")
+    return {name: {k: _finite_number(path, f"datasets.{name}.{k}", scores[k]) for k in METRICS
+                   if scores.get(k) is not None} for name, scores in value.items()}
 
 
 def _read_timings(path: Path) -> dict[str, float]:
@@ -105,7 +124,8 @@ def load_run(path: str | Path) -> Run:
     # A run's `tag` (e.g. SCNN-allblocks) names it in reports; it defaults to the variant code.
     return Run(path=path, variant=str(metrics.get("tag") or metrics["variant"]), protocol=str(metrics["protocol"]), crf=metrics["crf"],
                seed=metrics["seed"], scores=scores, pr=_read_pr(pr_path) if pr_path.is_file() else None,
-               timings=_read_timings(timings_path) if timings_path.is_file() else None)
+               timings=_read_timings(timings_path) if timings_path.is_file() else None,
+               datasets=_read_datasets(metrics_path, metrics.get("datasets")))
 
 
 @dataclass(frozen=True)

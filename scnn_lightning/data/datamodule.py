@@ -7,6 +7,13 @@ provider is configured — the temporal prior `pt` and grey flow image `flow_gra
 Labels, per frame: the manual mask when the frame has one inside the label budget; otherwise the
 current weak label (set by `WeakLabelRefresh` through `use_weak_labels`); otherwise none. Training
 sets hold only frames that have a label, so the weak-label rounds grow the training set (Alg. 1).
+With weak labels, a seeded share of the manual frames is held out of the loss (`set_fusion_holdout`):
+Eq. 8 is fitted on them, so the network's map is weighed on frames it did not train on.
+
+Test sets are scored at the ground truth's own size: a test item also carries the name of its test set
+(`dataset`, see `name_test_sets`) and the frame and mask as read (`frame_full`, `mask_full`: uint8
+arrays, collated into lists by `collate_eval` since their sizes differ). Under DDP every test frame is
+scored by exactly one process (`ShardSampler`; Lightning's own sampler pads with repeated frames).
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ import cv2
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, DistributedSampler, default_collate
 
 from scnn_lightning.data.io import check_sequence_sizes, read_frame, read_mask
 from scnn_lightning.data.readers import load_index
@@ -29,6 +36,7 @@ from scnn_lightning.errors import DataError
 
 LABEL_NONE, LABEL_MANUAL, LABEL_WEAK = 0, 1, 2
 Entry = tuple[SequenceRef, int]
+FULL_SIZE_KEYS = ("frame_full", "mask_full")
 
 
 @dataclass(frozen=True)
@@ -59,6 +67,38 @@ def load_sequences(specs: Sequence[Any]) -> list[SequenceRef]:
     return sequences
 
 
+def name_of_test_set(dataset: str, split: str | None) -> str:
+    """`<dataset>-<split>`, or `<dataset>` without a split: how a test source is named in outputs."""
+    return dataset + (f"-{split}" if split else "")
+
+
+def name_test_sets(specs: Sequence[Any]) -> list[str]:
+    """One unique name per test source, `name_of_test_set` (`-2`, `-3`, ... appended to a repeat): the keys of
+    metrics.json's `datasets` and the folders under `predictions/`."""
+    names: list[str] = []
+    for spec in map(SourceSpec.parse, specs):
+        base = name_of_test_set(spec.dataset, spec.split)
+        name, copy = base, 1
+        while name in names:
+            copy += 1
+            name = f"{base}-{copy}"
+        names.append(name)
+    return names
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    """One test source with its unique name and its frames (labelled or not)."""
+
+    name: str
+    spec: SourceSpec
+    entries: list[Entry]
+
+    @property
+    def labelled(self) -> list[Entry]:
+        return [e for e in self.entries if e[0].frames[e[1]].labelled]
+
+
 def _stable_fraction(*parts: object) -> float:
     digest = hashlib.sha1("/".join(map(str, parts)).encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
@@ -78,6 +118,34 @@ def split_train_val(sequences: list[SequenceRef], fraction: float, seed: int) ->
     return train, val
 
 
+def frame_key(entry: Entry) -> tuple[str, str]:
+    seq, index = entry
+    return seq.name, seq.frames[index].name
+
+
+def select_fusion_holdout(labelled: list[Entry], fraction: float, seed: int) -> list[Entry]:
+    """A fixed, seeded share of the labelled frames of each training sequence, for the Eq. 8 fit.
+
+    Per sequence with n >= 2 labelled frames, round(fraction * n) of them (at least 1, at most n - 1,
+    so every sequence is represented in the fit and in training), chosen by a hash of (seed, sequence,
+    frame): the same frames for the same data and seed, whatever the order or number of processes.
+    Sequences with a single labelled frame keep it for training. Returned in the order of `labelled`.
+    """
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"the fusion hold-out fraction must lie in (0, 1), got {fraction!r}")
+    by_sequence: dict[str, list[Entry]] = {}
+    for entry in labelled:
+        by_sequence.setdefault(entry[0].name, []).append(entry)
+    held: set[tuple[str, str]] = set()
+    for name, entries in by_sequence.items():
+        if len(entries) < 2:
+            continue
+        count = min(len(entries) - 1, max(1, int(fraction * len(entries) + 0.5)))
+        ranked = sorted(entries, key=lambda e: _stable_fraction(seed, "fusion-holdout", name, frame_key(e)[1]))
+        held.update(frame_key(e) for e in ranked[:count])
+    return [e for e in labelled if frame_key(e) in held]
+
+
 def budget_keeps(seq: SequenceRef, index: int, label_every: int | None) -> bool:
     """Label budget, FBMS style: keep the manual label of every k-th labelled frame of a sequence."""
     if label_every is None or label_every <= 1:
@@ -94,13 +162,15 @@ def apply_label_budget(seq: SequenceRef, label_every: int | None) -> SequenceRef
 
 class FrameDataset(Dataset):
     def __init__(self, entries: list[Entry], *, size: tuple[int, int], augment: dict | None,
-                 motion=None, labels=None, pairs: bool = True):
+                 motion=None, labels=None, pairs: bool = True, tag: str | None = None, full_size: bool = False):
         self.entries = entries
         self.size = tuple(size)
         self.augment = augment
         self.motion = motion
         self.labels = labels  # callable (seq, index) -> (mask or None, kind)
         self.pairs = pairs
+        self.tag = tag  # the test set's name, as `dataset` of every item
+        self.full_size = full_size  # also give the frame and mask as read (test scoring)
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -139,7 +209,35 @@ class FrameDataset(Dataset):
             index=index,
             orig_size=torch.tensor([h, w]),
         )
+        if self.tag is not None:
+            sample["dataset"] = self.tag
+        if self.full_size:
+            sample.update(frame_full=rgb, mask_full=mask)
         return sample
+
+
+def collate_eval(samples: list[dict]) -> dict:
+    """`default_collate`, except the original-size frames and masks: their sizes differ, so they stay lists."""
+    ragged = {key: [s[key] for s in samples] for key in FULL_SIZE_KEYS if key in samples[0]}
+    batch = default_collate([{k: v for k, v in s.items() if k not in ragged} for s in samples])
+    return {**batch, **ragged}
+
+
+class ShardSampler(DistributedSampler):
+    """Rank r of W takes frames r, r+W, r+2W, ... of each consecutive set: every frame exactly once over
+    all ranks (shards may differ by one frame; nothing is padded) and every rank holds frames of every set
+    of at least W frames. Lightning keeps a `DistributedSampler` it is given."""
+
+    def __init__(self, dataset: Dataset, set_sizes: Sequence[int], *, num_replicas: int, rank: int):
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=False)
+        starts = np.cumsum([0, *set_sizes[:-1]])
+        self.indices = [int(start) + i for start, size in zip(starts, set_sizes)
+                        for i in range(rank, size, num_replicas)]
+        self.num_samples = len(self.indices)
+        self.total_size = int(sum(set_sizes))
+
+    def __iter__(self):
+        return iter(self.indices)
 
 
 class SaliencyDataModule(L.LightningDataModule):
@@ -158,6 +256,8 @@ class SaliencyDataModule(L.LightningDataModule):
         self.size = (int(size[0]), int(size[1]))
         self.batch_size = batch_size
         self.num_workers = num_workers
+        if not 0.0 <= val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
         self.val_fraction = val_fraction
         self.augment = dict(augment) if augment else None
         self.label_every = label_every
@@ -166,13 +266,23 @@ class SaliencyDataModule(L.LightningDataModule):
         self.weak_store = None
         self.weak_round: int | None = None
         self.weak_frames: set[tuple[str, str]] = set()
+        self.fusion_holdout: set[tuple[str, str]] = set()
         self.train_entries: list[Entry] = []
         self.val_entries: list[Entry] = []
         self.test_entries: list[Entry] = []
+        self.test_sets: list[EvalSet] = []
         self._prepared = False
 
     # -- set-up ---------------------------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:
+        self.read_sources()
+        if self.trainer is not None and not self.labelled_val_entries():
+            # Nothing to validate on (val_fraction=0 and no `val` sources, as the paper trains): no
+            # validation loop, rather than one that warns about an empty loader.
+            self.trainer.limit_val_batches = 0
+
+    def read_sources(self) -> None:
+        """Index every source once: the train/val split and the test sets."""
         if self._prepared:
             return
         if self.train_specs:
@@ -182,8 +292,10 @@ class SaliencyDataModule(L.LightningDataModule):
                 self.val_entries = [(s, i) for s in load_sequences(self.val_specs) for i in range(len(s.frames))]
             else:
                 self.train_entries, self.val_entries = split_train_val(train_seqs, self.val_fraction, self.seed)
-        if self.test_specs:
-            self.test_entries = [(s, i) for s in load_sequences(self.test_specs) for i in range(len(s.frames))]
+        for name, spec in zip(name_test_sets(self.test_specs), map(SourceSpec.parse, self.test_specs)):
+            entries = [(s, i) for s in load_sequences([spec]) for i in range(len(s.frames))]
+            self.test_sets.append(EvalSet(name, spec, entries))
+        self.test_entries = [e for test_set in self.test_sets for e in test_set.entries]
         self._prepared = True
 
     # -- labels -----------------------------------------------------------------------------------
@@ -208,16 +320,35 @@ class SaliencyDataModule(L.LightningDataModule):
         self.weak_store, self.weak_round = store, round_
         self.weak_frames = set(store.frames(round_)) if store is not None and round_ is not None else set()
 
+    def set_fusion_holdout(self, entries: list[Entry]) -> None:
+        """Keep these manual frames out of the loss (the weak-label fit set); an empty list trains on all."""
+        keys = {frame_key(e) for e in entries}
+        stray = sorted(keys - {frame_key(e) for e in self.labelled_train_entries()})
+        if stray:
+            raise ValueError(f"only manually labelled training frames can be held out, not {stray[:3]}")
+        self.fusion_holdout = keys
+
+    def labelled_val_entries(self) -> list[Entry]:
+        return [e for e in self.val_entries if e[0].frames[e[1]].labelled]
+
     def labelled_train_entries(self) -> list[Entry]:
+        """Training frames with a manual label (held-out ones included)."""
         return [e for e in self.train_entries if self.manual_label(*e)]
+
+    def fusion_holdout_entries(self) -> list[Entry]:
+        return [e for e in self.train_entries if frame_key(e) in self.fusion_holdout]
 
     def unlabelled_train_entries(self) -> list[Entry]:
         return [e for e in self.train_entries if not self.manual_label(*e)]
 
     def active_train_entries(self) -> list[Entry]:
-        """Frames that carry a label this epoch (manual, or weak from the current round)."""
-        return [e for e in self.train_entries
-                if self.manual_label(*e) or (e[0].name, e[0].frames[e[1]].name) in self.weak_frames]
+        """Frames that carry a label this epoch (manual and not held out, or weak from the current round)."""
+        return [e for e in self.train_entries if (frame_key(e) not in self.fusion_holdout and self.manual_label(*e))
+                or frame_key(e) in self.weak_frames]
+
+    def train_sources_label(self) -> str:
+        """The training data's root folders, for error messages."""
+        return ", ".join(str(SourceSpec.parse(s).root) for s in self.train_specs)
 
     # -- loaders ----------------------------------------------------------------------------------
     def dataset(self, entries: list[Entry], *, train: bool = False) -> FrameDataset:
@@ -231,17 +362,43 @@ class SaliencyDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         entries = self.active_train_entries()
         if not entries:
-            raise DataError(", ".join(str(SourceSpec.parse(s).root) for s in self.train_specs),
+            raise DataError(self.train_sources_label(),
                             "no labelled training frame (check the sources, split and label budget)")
         return self.loader(self.dataset(entries, train=True), shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
-        labelled = [e for e in self.val_entries if e[0].frames[e[1]].labelled]
-        return self.loader(self.dataset(labelled), shuffle=False)
+        return self.loader(self.dataset(self.labelled_val_entries()), shuffle=False)
+
+    @property
+    def test_set_names(self) -> list[str]:
+        return name_test_sets(self.test_specs)
 
     def test_dataloader(self) -> DataLoader:
-        labelled = [e for e in self.test_entries if e[0].frames[e[1]].labelled]
-        return self.loader(self.dataset(labelled), shuffle=False)
+        """Every labelled frame of every test set, tagged with its set, at the network size and as read."""
+        if not self.test_sets:
+            raise ValueError("no test source given (`test=[...]`)")
+        parts = []
+        for test_set in self.test_sets:
+            if not test_set.labelled:
+                raise DataError(test_set.spec.root, f"test set {test_set.name} has no frame with ground truth")
+            parts.append(FrameDataset(test_set.labelled, size=self.size, augment=None, motion=self.motion,
+                                      labels=self.eval_label, tag=test_set.name, full_size=True))
+        dataset = ConcatDataset(parts)
+        return DataLoader(dataset, batch_size=self.batch_size, shuffle=False, sampler=self.test_sampler(dataset),
+                          num_workers=self.num_workers, persistent_workers=False, collate_fn=collate_eval)
+
+    def test_sampler(self, dataset: ConcatDataset) -> ShardSampler | None:
+        """Under DDP each test frame is scored once (`ShardSampler`); None (one process) otherwise."""
+        kwargs = self.trainer.distributed_sampler_kwargs if self.trainer is not None else None
+        if not kwargs:
+            return None
+        world = kwargs["num_replicas"]
+        for test_set, part in zip(self.test_sets, dataset.datasets):
+            # Every rank needs frames of every set: torchmetrics cannot gather an empty per-frame state.
+            if len(part) < world:
+                raise DataError(test_set.spec.root, f"test set {test_set.name} has {len(part)} frame(s) with "
+                                                    f"ground truth, fewer than the {world} processes")
+        return ShardSampler(dataset, [len(p) for p in dataset.datasets], num_replicas=world, rank=kwargs["rank"])
 
     def predict_dataloader(self) -> DataLoader:
         return self.loader(self.dataset(self.test_entries), shuffle=False)

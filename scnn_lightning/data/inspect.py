@@ -1,10 +1,13 @@
-"""Check a dataset root before training on it: counts, problems the reader noticed, size mismatches.
+"""Check a dataset root before training on it: counts, reader problems, and every file decoded.
 
     python -m scnn_lightning.data.inspect ROOT --dataset NAME [--split SPLIT]
 
-Prints one JSON object (`DatasetIndex.summary()` plus size problems) to stdout. Size checks read
-file headers only, so a whole dataset is checked in seconds. Unusable input (unknown dataset, empty
-or missing root ...) ends with a one-line message on stderr and exit status 1.
+Prints one JSON object (`DatasetIndex.summary()`) to stdout. Its `problems` are the reader's notes
+plus what the runner's pre-training check (`scnn_lightning.data.verify.check_index`) finds after
+decoding every frame and mask completely: unreadable, fake or truncated files, masks whose size
+differs from their frame's or whose values cannot be thresholded, frame sizes changing inside a
+video, colour masks. Unusable input (unknown dataset, empty or missing root ...) ends with a
+one-line message on stderr and exit status 1.
 """
 
 from __future__ import annotations
@@ -13,41 +16,17 @@ import argparse
 import json
 import sys
 
-from scnn_lightning.data.io import check_sequence_sizes, frame_size, image_size
 from scnn_lightning.data.readers import DATASETS, load_index
-from scnn_lightning.data.records import DatasetIndex, SequenceRef
+from scnn_lightning.data.records import DatasetIndex
+from scnn_lightning.data.verify import check_index
 from scnn_lightning.errors import DataError
 
 
-def mask_size_problems(seq: SequenceRef) -> list[str]:
-    """One line per ground-truth file whose size differs from its frame's (or that cannot be read)."""
-    problems = []
-    for ref in seq.frames:
-        if not ref.masks:
-            continue
-        try:
-            expected = frame_size(ref)
-            for mask in ref.masks:
-                size = image_size(mask)
-                if size != expected:
-                    problems.append(
-                        f"{mask}: mask is {size[0]}x{size[1]} (HxW) but frame {ref.image} is "
-                        f"{expected[0]}x{expected[1]}"
-                    )
-        except DataError as err:
-            problems.append(str(err))
-    return problems
-
-
 def inspect_index(index: DatasetIndex) -> dict:
-    """The index summary, with frame-size and mask-size problems added to `problems`."""
+    """The index summary, with the problems of the full-decode check added to `problems`."""
     report = index.summary()
-    for seq in index.sequences:
-        try:
-            check_sequence_sizes(seq)
-        except DataError as err:
-            report["problems"].append(f"mixed frame sizes: {err}")
-        report["problems"].extend(mask_size_problems(seq))
+    found = check_index(index)
+    report["problems"] += found.errors + found.warnings
     return report
 
 

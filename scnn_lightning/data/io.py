@@ -2,12 +2,14 @@
 
 Frames come back as RGB `uint8 (H, W, 3)` whatever the file holds (grey, RGBA, palette, 16-bit);
 masks as `uint8 (H, W)` in {0, 1}, decoded per `FrameRef.mask_format` and OR-ed over the frame's
-ground-truth files (multi-object SegTrackV2). Sizes are read from headers so that checking a whole
-dataset stays cheap.
+ground-truth files (multi-object SegTrackV2). Decoding is complete: a truncated JPEG or PNG is an
+error here, never a silently padded image (`data.verify` runs the same decode over a whole dataset
+before training). `image_size` reads headers only.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import threading
 from collections import OrderedDict
@@ -16,7 +18,7 @@ from typing import Iterator
 
 import cv2
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from scnn_lightning.data.records import FrameRef, MaskFormat, SequenceRef
 from scnn_lightning.errors import DataError
@@ -27,6 +29,8 @@ IMAGE_SUFFIXES: frozenset[str] = frozenset(
 VIDEO_SUFFIXES: frozenset[str] = frozenset(
     {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"}
 )
+
+MASK_THRESHOLD = 128  # "gray" masks: foreground where the 8-bit level is at least this
 
 # PIL raises all of these for damaged files (SyntaxError for some broken PNG chunks).
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
@@ -48,16 +52,47 @@ def _pixels(image: Image.Image, path: Path) -> tuple[np.ndarray, int]:
     return np.asarray(image.convert("RGB")), 255
 
 
-def _decode(path: str | Path) -> tuple[np.ndarray, int]:
+_JPEG_SCAN, _JPEG_END = b"\xff\xda", b"\xff\xd9"
+_PNG_END = b"IEND\xaeB`\x82"  # the IEND chunk type and its fixed CRC
+_TRAILER = 1024  # bytes some writers append after the end marker
+
+
+def _missing_end(data: bytes, image_format: str | None) -> str | None:
+    """Why a JPEG/PNG lacks its end marker, else None.
+
+    PIL pads a truncated file silently when anything has set `ImageFile.LOAD_TRUNCATED_IMAGES`,
+    and a PNG cut after its last image data decodes completely; the end marker tells either case.
+    Neither marker can occur inside JPEG scan data (0xFF is byte-stuffed), nor by chance in PNG data.
+    """
+    if image_format in ("JPEG", "MPO"):
+        last_scan = data.rfind(_JPEG_SCAN)
+        if last_scan >= 0 and data.find(_JPEG_END, last_scan) < 0:
+            return "no end-of-image marker after the last scan"
+    if image_format == "PNG" and _PNG_END not in data[-(len(_PNG_END) + 4 + _TRAILER):]:
+        return "no IEND chunk at the end"
+    return None
+
+
+def decode_pixels(path: str | Path) -> tuple[np.ndarray, int]:
+    """Fully decode an image file: pixels as (H, W) or (H, W, 3) plus their full-intensity value.
+
+    DataError for a missing, unidentifiable, damaged or truncated file (end markers checked too).
+    """
     path = Path(path)
     if not path.is_file():
         raise DataError(path, "image file not found")
     try:
-        with Image.open(path) as image:
+        data = path.read_bytes()
+        with Image.open(io.BytesIO(data)) as image:
             image.load()  # forces a full decode, so truncated files fail here
+            missing = _missing_end(data, image.format)
+            if missing:
+                raise DataError(path, f"truncated image ({image.format}: {missing})")
             return _pixels(image, path)
     except DataError:
         raise
+    except UnidentifiedImageError as err:
+        raise DataError(path, "unreadable or truncated image (not an image file PIL can identify)") from err
     except _DECODE_ERRORS as err:
         raise DataError(path, f"unreadable or truncated image ({err})") from err
 
@@ -70,7 +105,7 @@ def _to_uint8(pixels: np.ndarray, full: int) -> np.ndarray:
 
 def read_image(path: str | Path) -> np.ndarray:
     """Decode an image file to RGB `uint8 (H, W, 3)`; grey is replicated, alpha dropped, 16-bit scaled."""
-    pixels, full = _decode(path)
+    pixels, full = decode_pixels(path)
     rgb = _to_uint8(pixels, full)
     if rgb.ndim == 2:
         rgb = np.repeat(rgb[:, :, None], 3, axis=2)
@@ -178,13 +213,18 @@ def read_frame(ref: FrameRef) -> np.ndarray:
     return _VIDEO_CURSOR.read(Path(ref.image), ref.video_index)
 
 
+def mask_levels(pixels: np.ndarray, full: int) -> np.ndarray:
+    """The 8-bit (H, W) level a "gray" mask is thresholded on: the max over channels, so grey
+    stored as RGB is unchanged and coloured objects still count."""
+    gray = _to_uint8(pixels, full)
+    return gray.max(axis=2) if gray.ndim == 3 else gray
+
+
 def _foreground(path: Path, mask_format: MaskFormat) -> np.ndarray:
     """Boolean (H, W) foreground of one ground-truth file; see `records.MaskFormat`."""
-    pixels, full = _decode(path)
+    pixels, full = decode_pixels(path)
     if mask_format == "gray":
-        # max over channels: grey stored as RGB is unchanged and coloured objects still count.
-        gray = _to_uint8(pixels, full)
-        return (gray.max(axis=2) if gray.ndim == 3 else gray) >= 128
+        return mask_levels(pixels, full) >= MASK_THRESHOLD
     if mask_format == "nonzero":
         return (pixels.max(axis=2) if pixels.ndim == 3 else pixels) > 0
     if mask_format == "nonwhite":

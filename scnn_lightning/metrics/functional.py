@@ -347,6 +347,19 @@ def image_scores(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
     return torch.cat([scalars, precision, recall, f_curve, e_curve], dim=1)
 
 
+
+def saved_map_scores(saved, gt) -> torch.Tensor:
+    """(1, ROW_WIDTH) scores of one 8-bit map, as a PNG holds it (uint8 (H, W)), against its mask (H, W).
+
+    The one scoring path shared by the runner's test step and `python -m scnn_lightning.evaluate`: both
+    score the 8-bit values written to disk, so their numbers agree to rounding. (`u / 255` in float32
+    quantises back to exactly `u` in `validate_pair`.)
+    """
+    saved = torch.as_tensor(np.asarray(saved))
+    if saved.dtype != torch.uint8:
+        raise ValueError(f"expected an 8-bit map, got dtype {saved.dtype}")
+    return image_scores(saved.to(torch.float32) / 255, torch.as_tensor(np.asarray(gt)))
+
 def summarize(mean_row: torch.Tensor) -> dict:
     """Dataset figures from an averaged score row: scalars as floats, curves as 256-vectors."""
     out = {name: float(mean_row[ROW_LAYOUT[name]][0]) for name in SCALARS}

@@ -35,7 +35,8 @@ class SODMetrics(Metric):
     `update(pred, gt)` takes float maps in [0, 1], (B, H, W) or (H, W), and masks (0/1 or 0/255);
     under `protocol="davsod"` also `sequence` (name or names) and `frame_index` (int or ints).
     `compute()` returns `mae, max_f, mean_f, adp_f, s_measure, max_e, mean_e, adp_e, w_f` as floats,
-    `precision, recall, f_curve, e_curve` as 256-vectors (index t: threshold t/255) and `protocol`.
+    `precision, recall, f_curve, e_curve` as 256-vectors (index t: threshold t/255), `protocol` and
+    `frames` (distinct frames given, first and last ones of a sequence included under "davsod").
     Under "pysod" `sequence` / `frame_index` are accepted and ignored. Accumulate with `update` and
     read with `compute`; calling the object (batch-level `forward`) gives per-batch figures only.
     """
@@ -92,28 +93,35 @@ class SODMetrics(Metric):
         if self.protocol == "pysod":
             if self.images == 0:
                 raise ValueError("SODMetrics.compute() called before any update")
-            mean_row = self.score_sum / self.images
+            mean_row, frames = self.score_sum / self.images, int(self.images)
         else:
-            mean_row = self._davsod_mean_row()
-        return {**summarize(mean_row), "protocol": self.protocol}
+            mean_row, frames = self._davsod_mean_row()
+        return {**summarize(mean_row), "protocol": self.protocol, "frames": frames}
 
-    def _davsod_mean_row(self) -> torch.Tensor:
+    def _davsod_mean_row(self) -> tuple[torch.Tensor, int]:
+        """The mean of the per-sequence means of interior frames, and the number of distinct frames."""
         rows, keys, indices = (_as_tensor(x) for x in (self.rows, self.sequence_keys, self.frame_indices))
         if rows is None:
             raise ValueError("SODMetrics.compute() called before any update")
-        sequence_means = []
+        sequence_means, frames = [], 0
         for key in keys.unique():
             in_seq = keys == key
             # One row per frame: DistributedSampler padding repeats frames.
             order, first = torch.unique(indices[in_seq], return_inverse=True)
             picked = torch.zeros(order.numel(), ROW_WIDTH, dtype=torch.float64, device=rows.device)
             picked[first] = rows[in_seq]
+            frames += order.numel()
             interior = picked[1:-1]
             if interior.shape[0]:
                 sequence_means.append(interior.mean(0))
         if not sequence_means:
             raise ValueError('protocol "davsod" skips the first and last frame of each sequence; no sequence has more than two')
-        return torch.stack(sequence_means).mean(0)
+        return torch.stack(sequence_means).mean(0), frames
+
+
+def scalar_scores(result: dict) -> dict[str, float | int]:
+    """The numbers of a `SODMetrics.compute()` result (scores and `frames`), without curves and protocol."""
+    return {k: v for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
 def _as_tensor(state) -> torch.Tensor | None:

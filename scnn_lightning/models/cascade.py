@@ -27,12 +27,13 @@ class Cascade(nn.Module):
         self.fcn2 = FCN(in_channels=variant.in_channels, **fcn_kwargs)
 
     @classmethod
-    def from_stage1(cls, variant: Variant, stage1: FCN, **fcn_kwargs) -> "Cascade":
-        """Build the cascade from the image-stage FCN (§IV-B): FCN1 = copy, FCN2 per Eq. 2."""
+    def from_stage1(cls, variant: Variant, stage1: FCN, *, fcn2_init: str = "copy", **fcn_kwargs) -> "Cascade":
+        """Build the cascade from the image-stage FCN (§IV-B): FCN1 = copy, FCN2 per Eq. 2 (its conv1_1
+        as `fcn2_init` says, see `expand_first_conv`)."""
         model = cls(variant, **fcn_kwargs)
         if model.fcn1 is not None:
             model.fcn1.load_state_dict(stage1.state_dict())
-        expand_first_conv(stage1, model.fcn2)
+        expand_first_conv(stage1, model.fcn2, init=fcn2_init)
         return model
 
     def priors(self, image: torch.Tensor, pt: torch.Tensor | None = None,

@@ -34,6 +34,11 @@ class Variant:
         return any(p in ("p", "pt", "flow_gray") for p in self.priors)
 
     @property
+    def needs_temporal_prior(self) -> bool:
+        """Pt (and so the region classifier) is an input: not for sFCN, OS and FG (grey flow only)."""
+        return any(p in ("p", "pt") for p in self.priors)
+
+    @property
     def in_channels(self) -> int:
         return 3 + len(self.priors)
 

@@ -1,14 +1,26 @@
 """VGG16 as the SCNN backbone, with torchvision's parameter names so the ImageNet checkpoint loads.
 
 Paper §III-A: pool4 and pool5 are removed (output stride 8) and dilated convolutions keep the receptive
-field: dilation 2 in block 5, dilation 4 in the fc6 block. fc6/fc7 become convolutions. As in DeepLab's
-LargeFOV conversion, fc6 is a 3×3 dilated conv whose taps are the central 3×3 of the original 7×7 weights
-and both fc layers keep every (4096 / fc_channels)-th filter, so a full ImageNet checkpoint still
-initialises every parameter while fc6/fc7 stay affordable.
+field: dilation 2 in block 5. fc6/fc7 become convolutions; both keep every (4096 / fc_channels)-th filter
+of the ImageNet layers so a full checkpoint still initialises every parameter while they stay affordable.
+ImageNet's fc6 is a 7×7 kernel on stride-32 features, i.e. taps 4 px apart at our stride 8. It is cut
+down to a smaller convolution in one of three ways (`fc6=`, see `FC6_LAYOUTS`):
+
+  "center3x3_d4"  the central 3×3 taps (2, 3, 4) of the 7×7 kernel, dilation 4: those taps sit where
+                  they sat in VGG16, the kernel covers 9×9 stride-8 cells (default).
+  "largefov_d12"  DeepLab-LargeFOV (Chen et al., ICLR 2015): taps 0, 3, 6 of the 7×7 kernel (every
+                  third), dilation 12: the whole 7×7 footprint, 25×25 stride-8 cells.
+  "center1x1"     the centre tap only, a 1×1 convolution: the paper's words (§III-A, "convolutional
+                  layers with 1 × 1 kernel"), though it then loses most of fc6's ImageNet weights.
+
+The default is "center3x3_d4": at the small frame sizes this project trains on (e.g. 64×112 → an 8×14
+feature map) LargeFOV's outer taps land in the zero padding, it keeps more of fc6 than a 1×1 kernel,
+and it is what every earlier run used.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -21,8 +33,38 @@ BLOCK_CONVS: tuple[tuple[int, ...], ...] = ((0, 2), (5, 7), (10, 12, 14), (17, 1
 BLOCK_WIDTHS = (64, 128, 256, 512, 512)
 POOL_AFTER_BLOCK = (True, True, True, False, False)  # pool4 and pool5 removed
 BLOCK_DILATION = (1, 1, 1, 1, 2)
-FC6_DILATION = 4
 IMAGENET_FC = 4096
+
+
+@dataclass(frozen=True)
+class FC6Layout:
+    """Which rows/columns of ImageNet's 7×7 fc6 kernel the convolution keeps (its kernel size is their
+    number), and its dilation."""
+
+    taps: tuple[int, ...]
+    dilation: int
+
+    @property
+    def kernel_size(self) -> int:
+        return len(self.taps)
+
+    @property
+    def padding(self) -> int:  # keeps the feature map size
+        return self.dilation * (self.kernel_size - 1) // 2
+
+
+FC6_LAYOUTS: dict[str, FC6Layout] = {
+    "center3x3_d4": FC6Layout(taps=(2, 3, 4), dilation=4),
+    "largefov_d12": FC6Layout(taps=(0, 3, 6), dilation=12),
+    "center1x1": FC6Layout(taps=(3,), dilation=1),
+}
+DEFAULT_FC6 = "center3x3_d4"
+
+
+def fc6_layout(name: str) -> FC6Layout:
+    if name not in FC6_LAYOUTS:
+        raise ValueError(f"unknown fc6 layout {name!r}; valid: {', '.join(FC6_LAYOUTS)}")
+    return FC6_LAYOUTS[name]
 
 
 def scaled(channels: int, width: float) -> int:
@@ -33,10 +75,12 @@ class VGG16Backbone(nn.Module):
     """Six blocks (conv1–conv5, fc6/fc7); `forward` returns the output of each block."""
 
     def __init__(self, *, in_channels: int = 3, width: float = 1.0, fc_channels: int = 1024,
-                 dropout: float = 0.5):
+                 dropout: float = 0.5, fc6: str = DEFAULT_FC6):
         super().__init__()
+        layout = fc6_layout(fc6)
         self.in_channels = in_channels
         self.width = width
+        self.fc6_name = fc6
         layers: dict[int, nn.Module] = {}
         self.block_ends: list[int] = []
         prev = in_channels
@@ -55,9 +99,11 @@ class VGG16Backbone(nn.Module):
             self.features.add_module(str(i), layers.get(i, nn.Identity()))
         fc = scaled(fc_channels, width)
         self.fc_channels = fc
-        self.fc6 = nn.Conv2d(prev, fc, 3, padding=FC6_DILATION, dilation=FC6_DILATION)
+        self.fc6 = nn.Conv2d(prev, fc, layout.kernel_size, padding=layout.padding, dilation=layout.dilation)
         self.fc7 = nn.Conv2d(fc, fc, 1)
-        self.drop = nn.Dropout2d(dropout) if dropout > 0 else nn.Identity()
+        # Element-wise, as VGG16's (and Caffe's) dropout after fc6 and fc7; no parameters, so checkpoints
+        # do not depend on it.
+        self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.block_channels = [scaled(c, width) for c in BLOCK_WIDTHS] + [fc]
         for m in self.modules():
             if isinstance(m, nn.Conv2d):  # He init: a deep plain ReLU stack trains from scratch with it
@@ -81,12 +127,14 @@ class VGG16Backbone(nn.Module):
         return outputs
 
 
-def convert_imagenet_state(state: dict[str, torch.Tensor], fc_channels: int) -> dict[str, torch.Tensor]:
+def convert_imagenet_state(state: dict[str, torch.Tensor], fc_channels: int,
+                           fc6: str = DEFAULT_FC6) -> dict[str, torch.Tensor]:
     """Map torchvision VGG16 weights onto `VGG16Backbone` (width 1) names and shapes."""
     out = {k: v for k, v in state.items() if k.startswith("features.")}
     keep = torch.arange(0, IMAGENET_FC, IMAGENET_FC // fc_channels)[:fc_channels]
-    fc6 = state["classifier.0.weight"].reshape(IMAGENET_FC, 512, 7, 7)[:, :, 2:5, 2:5]
-    out["fc6.weight"] = fc6[keep].contiguous()
+    taps = torch.tensor(fc6_layout(fc6).taps)
+    kernel = state["classifier.0.weight"].reshape(IMAGENET_FC, 512, 7, 7)[:, :, taps][:, :, :, taps]
+    out["fc6.weight"] = kernel[keep].contiguous()
     out["fc6.bias"] = state["classifier.0.bias"][keep]
     out["fc7.weight"] = state["classifier.3.weight"][keep][:, keep].reshape(fc_channels, fc_channels, 1, 1)
     out["fc7.bias"] = state["classifier.3.bias"][keep]
@@ -115,7 +163,7 @@ def load_imagenet_vgg16(backbone: VGG16Backbone, path: str | Path) -> list[str]:
     if missing:
         raise DataError(path, f"not a torchvision VGG16 state dict: missing {', '.join(missing)}")
     try:
-        converted = convert_imagenet_state(state, backbone.fc_channels)
+        converted = convert_imagenet_state(state, backbone.fc_channels, backbone.fc6_name)
     except RuntimeError as exc:
         raise DataError(path, f"classifier weights have unexpected shapes: {exc}") from exc
     own = backbone.state_dict()

@@ -20,8 +20,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
+from datetime import timedelta
 from pathlib import Path
+from typing import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -29,7 +32,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from scnn_lightning.data.records import DatasetIndex
+from scnn_lightning.data.records import DatasetIndex, SequenceRef
 from scnn_lightning.errors import DataError
 from scnn_lightning.models.vgg import VGG16Backbone
 from scnn_lightning.motion.regions import (DEFAULT_DEPTH, FLOW_STATS, FrameRegions, RegionFeatureExtractor,
@@ -241,3 +244,56 @@ def train_region_classifier(index: DatasetIndex, *, backbone: VGG16Backbone, out
     if out is not None:
         clf.save(out)
     return clf
+
+
+def index_of_entries(entries: Sequence[tuple[SequenceRef, int]], root: str | Path) -> DatasetIndex:
+    """The sequences of `entries` (a datamodule's training frames), ground truth kept only on the listed
+    frames. The other frames stay in place, because a frame's flow needs its neighbours, but teach
+    nothing: validation frames of a sequence split by frames never reach the classifier."""
+    chosen: dict[int, tuple[SequenceRef, set[int]]] = {}
+    for seq, i in entries:
+        chosen.setdefault(id(seq), (seq, set()))[1].add(i)
+    sequences = [SequenceRef(seq.name, [f if i in keep else replace(f, masks=()) for i, f in enumerate(seq.frames)],
+                             temporal=seq.temporal) for seq, keep in chosen.values()]
+    return DatasetIndex("training entries", Path(root), sequences)
+
+
+# How long the other ranks wait for rank 0's classifier: on the paper's data training takes tens of
+# minutes, longer than torch's default 30-minute collective timeout.
+RANK_ZERO_WAIT = timedelta(hours=12)
+POLL_SECONDS = 2.0  # how often a rank without a process group looks for the file
+
+
+def train_on_rank_zero(path: str | Path, train: Callable[[Path], object], *,
+                       wait: timedelta = RANK_ZERO_WAIT) -> Path:
+    """Make sure the classifier file `path` exists on every rank, trained once.
+
+    Rank 0 calls `train(path)` when the file is missing (`RegionClassifier.save` writes atomically, so
+    no rank reads half a file); every other rank waits at a barrier, or, when no process group exists
+    yet (ranks started by torchrun or SLURM), until the file appears; then every rank loads that file.
+    """
+    import torch.distributed as dist
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    path = Path(path)
+    grouped = dist.is_available() and dist.is_initialized()
+    rank = dist.get_rank() if grouped else rank_zero_only.rank  # the launcher's environment
+    if rank == 0 and not path.is_file():
+        train(path)
+    if grouped:
+        group = dist.new_group(backend="gloo", timeout=wait)  # the default group's timeout may be too short
+        dist.barrier(group=group)
+        dist.destroy_process_group(group)
+    elif rank != 0:
+        _wait_for_file(path, wait, rank)
+    if not path.is_file():
+        raise DataError(path, f"rank {rank}: the region classifier was not written by rank 0")
+    return path
+
+
+def _wait_for_file(path: Path, wait: timedelta, rank: int) -> None:
+    deadline = time.monotonic() + wait.total_seconds()
+    while not path.is_file():
+        if time.monotonic() > deadline:
+            raise DataError(path, f"rank {rank} waited {wait} for rank 0 to write the region classifier")
+        time.sleep(POLL_SECONDS)

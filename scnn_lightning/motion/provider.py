@@ -1,7 +1,8 @@
 """One entry point for the motion inputs of the cascade (paper §III-B, §IV-D ablations FG/FP/OT/SCNN).
 
 `MotionProvider(...).maps(seq, i)` returns Pt (the temporal prior) and the grey flow image for frame
-i at full frame resolution, computing the flow once and caching both when `cache_dir` is set.
+i at full frame resolution, computing the flow once and caching both maps (8-bit, see cache.py) when
+`cache_dir` is set.
 
     prior="superpixel"  the paper's Pt (Eq. 6); needs a classifier trained by
                         `python -m scnn_lightning.motion.train_classifier ...`
@@ -11,7 +12,7 @@ i at full frame resolution, computing the flow once and caching both when `cache
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -20,19 +21,22 @@ from scnn_lightning.data.records import SequenceRef
 from scnn_lightning.errors import DataError
 from scnn_lightning.motion.cache import MotionCache, content_key, file_identity, frame_identity
 from scnn_lightning.motion.classifier import RegionClassifier
-from scnn_lightning.motion.flow import (FLOW_BACKENDS, FloFolder, FlowPlan, flow_to_gray, plan_flow,
-                                        run_plan)
+from scnn_lightning.motion.flow import (FLOW_BACKENDS, FloFolder, FlowPlan, flow_for_frame, flow_to_gray,
+                                        plan_flow, run_plan)
 from scnn_lightning.motion.magnitude import magnitude_prior
 from scnn_lightning.motion.temporal_prior import superpixel_prior
 
 PRIORS = ("superpixel", "magnitude")
-CACHE_VERSION = 1  # bump when the meaning of a cached value changes
+CACHE_VERSION = 2  # bump when the meaning or format of a cached value changes (2: 8-bit .npz maps)
 
 
 @dataclass
 class MotionMaps:
     pt: np.ndarray  # (H, W) float32 in [0, 1]: the temporal prior
     flow_gray: np.ndarray  # (H, W) float32 in [0, 1]: the flow colour image in grey (FG input)
+
+
+MAP_NAMES = tuple(f.name for f in fields(MotionMaps))  # the names of a cache entry's arrays
 
 
 class MotionProvider:
@@ -91,30 +95,23 @@ class MotionProvider:
         return content_key(CACHE_VERSION, self._flow_id(), plan.rule, inputs)
 
     def flow(self, seq: SequenceRef, index: int) -> np.ndarray:
-        """Forward flow of the frame (cached under "flow", shared by every prior and variant)."""
-        plan = plan_flow(seq, index, self.flow_backend)
-        if self.cache is None:
-            return run_plan(plan, self.flow_backend)
-        key = self._flow_key(plan)
-        flow = self.cache.load("flow", key)
-        if flow is None:
-            flow = run_plan(plan, self.flow_backend)
-            self.cache.save("flow", key, flow)
-        return flow
+        """Forward flow of the frame (computed each time: the cache keeps the maps, see cache.py)."""
+        return flow_for_frame(seq, index, self.flow_backend)
 
     def maps(self, seq: SequenceRef, index: int) -> MotionMaps:
         """Pt and the grey flow image of frame `index`, full frame resolution."""
+        plan = plan_flow(seq, index, self.flow_backend)
         if self.cache is not None:
-            key = content_key(self._cache_key, self._flow_key(plan_flow(seq, index, self.flow_backend)))
-            stored = self.cache.load("maps", key)
+            key = content_key(self._cache_key, self._flow_key(plan))
+            stored = self.cache.load(key, MAP_NAMES)
             if stored is not None:
                 self.stats["hits"] += 1
-                return MotionMaps(pt=stored[0], flow_gray=stored[1])
+                return MotionMaps(**stored)
         self.stats["misses"] += 1
-        flow = self.flow(seq, index)
+        flow = run_plan(plan, self.flow_backend)
         maps = MotionMaps(pt=self._prior(seq, index, flow), flow_gray=flow_to_gray(flow))
-        if self.cache is not None:
-            self.cache.save("maps", key, np.stack([maps.pt, maps.flow_gray]))
+        if self.cache is not None:  # serve what a later hit will read, so a cold and a warm cache agree
+            maps = MotionMaps(**self.cache.save(key, pt=maps.pt, flow_gray=maps.flow_gray))
         return maps
 
     def _prior(self, seq: SequenceRef, index: int, flow: np.ndarray) -> np.ndarray:

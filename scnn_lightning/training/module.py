@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
+import cv2
 import lightning as L
 import numpy as np
 import torch
@@ -17,14 +18,15 @@ from lightning.pytorch.loggers import WandbLogger
 
 from scnn_lightning.crf import CRFParams, refine
 from scnn_lightning.data.transforms import to_uint8_image
-from scnn_lightning.metrics.sod import SODMetrics
+from scnn_lightning.metrics.functional import saved_map_scores
+from scnn_lightning.metrics.sod import SODMetrics, scalar_scores
 from scnn_lightning.models.cascade import Cascade
-from scnn_lightning.models.fcn import FCN
+from scnn_lightning.models.fcn import FCN, FCN2_INITS
 from scnn_lightning.models.losses import balanced_bce
 from scnn_lightning.models.variants import Variant, get_variant
-from scnn_lightning.models.vgg import load_imagenet_vgg16
+from scnn_lightning.models.vgg import DEFAULT_FC6, load_imagenet_vgg16
 from scnn_lightning.training.wandb_media import PANELS, log_wandb_media
-from scnn_lightning.utils import write_png_map
+from scnn_lightning.utils import to_uint8_map, write_png_map
 
 
 class SaliencyModule(L.LightningModule):
@@ -35,10 +37,14 @@ class SaliencyModule(L.LightningModule):
     def __init__(self, *, width: float = 1.0, fc_channels: int = 1024, upsample: str = "last2",
                  dropout: float = 0.5, optimizer: str = "sgd", lr: float = 1e-3, momentum: float = 0.9,
                  weight_decay: float = 0.005, crf: dict | None = None, protocol: str = "pysod",
-                 predictions_dir: str | None = None, size: list[int] | None = None):
+                 predictions_dir: str | None = None, size: list[int] | None = None,
+                 fc6: str = DEFAULT_FC6, fcn2_init: str = "copy"):
+        # fc6 and fcn2_init came later: their defaults are what checkpoints written before them used.
         super().__init__()
         self.save_hyperparameters()  # `size` (the training input size) is kept for inference only
-        self.fcn_kwargs = dict(width=width, fc_channels=fc_channels, upsample=upsample, dropout=dropout)
+        if fcn2_init not in FCN2_INITS:  # checked here so a typo stops the run before stage 1, not after
+            raise ValueError(f"fcn2_init must be one of {', '.join(FCN2_INITS)}, got {fcn2_init!r}")
+        self.fcn_kwargs = dict(width=width, fc_channels=fc_channels, upsample=upsample, dropout=dropout, fc6=fc6)
         self.crf_params = CRFParams(**crf) if crf else None
         self.val_metrics = SODMetrics(protocol="pysod")
         self.test_metrics = SODMetrics(protocol=protocol)
@@ -86,24 +92,57 @@ class SaliencyModule(L.LightningModule):
         self.log_dict({f"val/{k}": float(scores[k]) for k in ("mae", "max_f", "s_measure")})
         self.val_metrics.reset()
 
+    def on_test_epoch_start(self) -> None:
+        """One metric per test set (`SaliencyDataModule.test_set_names`) beside the pooled `test_metrics`."""
+        names = getattr(self.trainer.datamodule, "test_set_names", None)
+        if not names:
+            raise ValueError("test with a SaliencyDataModule that has test sources: its test sets name the scores")
+        self.set_metrics = {name: SODMetrics(protocol=self.hparams.protocol).to(self.device) for name in names}
+        self.test_metrics.reset()
+        self.panels = []  # a few (frame | ground truth | prediction) panels for the dashboards
+
     def test_step(self, batch: dict, batch_idx: int) -> None:
-        maps = self.saliency(batch, crf=True)
-        self.test_metrics.update(maps, batch["mask"][:, 0], batch["sequence"], batch["index"])
-        if batch_idx == 0:  # a few panels (frame | ground truth | prediction) for the dashboards
-            self.panels = [np.concatenate([to_uint8_image(img), _gray3(gt[0]), _gray3(m)], axis=1)
-                           for img, gt, m in list(zip(batch["image"], batch["mask"], maps))[:PANELS]]
-        if self.predictions_dir is not None:
-            for m, seq, name, size in zip(maps, batch["sequence"], batch["name"], batch["orig_size"]):
-                write_png_map(self.predictions_dir / seq / f"{name}.png", m.cpu().numpy(), tuple(size.tolist()))
+        """Each map is scored as `python -m scnn_lightning.evaluate` scores the PNG written here: at its frame's
+        size, as 8-bit values, against the mask as read. `test_metrics` pools every set, keyed by set/sequence."""
+        if "frame_full" not in batch or "dataset" not in batch:
+            raise KeyError("test batches need `dataset`, `frame_full` and `mask_full` "
+                           "(as SaliencyDataModule.test_dataloader gives them)")
+        maps = torch.sigmoid(self(batch))[:, 0].float().cpu().numpy()
+        for i, saliency in enumerate(maps):
+            frame, mask = batch["frame_full"][i], batch["mask_full"][i]
+            name, seq, index = batch["dataset"][i], batch["sequence"][i], int(batch["index"][i])
+            saved = self.frame_map(saliency, frame)
+            row = saved_map_scores(saved, mask)
+            self.set_metrics[name].update(scores=row, sequence=seq, frame_index=index)
+            self.test_metrics.update(scores=row, sequence=f"{name}/{seq}", frame_index=index)
+            if self.predictions_dir is not None:
+                write_png_map(self.predictions_dir / name / seq / f"{batch['name'][i]}.png", saved)
+            if len(self.panels) < PANELS:
+                self.panels.append(np.concatenate([frame, _gray3(mask * 255), _gray3(saved)], axis=1))
+
+    def frame_map(self, saliency: np.ndarray, frame: np.ndarray) -> np.ndarray:
+        """A network-size map brought to `frame`'s size (bilinear), refined there by the CRF when it is on,
+        as the 8-bit values its PNG holds."""
+        height, width = frame.shape[:2]
+        if saliency.shape != (height, width):
+            saliency = cv2.resize(saliency, (width, height), interpolation=cv2.INTER_LINEAR)
+        if self.crf_params is not None:
+            saliency = refine(frame, np.clip(saliency, 0.0, 1.0), self.crf_params)
+        return to_uint8_map(saliency)
 
     def on_test_epoch_end(self) -> None:
+        """`test_scores`: every test frame pooled; `test_set_scores`: per test set (all ranks reduced)."""
+        self.test_set_scores = {name: metric.compute() for name, metric in self.set_metrics.items()}
         self.test_scores = self.test_metrics.compute()
-        self.log_dict({f"test/{k}": float(v) for k, v in self.test_scores.items()
-                       if isinstance(v, (float, int)) or (torch.is_tensor(v) and v.numel() == 1)})
-        self.test_metrics.reset()
+        logged = {f"test/{k}": float(v) for k, v in scalar_scores(self.test_scores).items()}
+        for name, scores in self.test_set_scores.items():
+            logged.update({f"test/{name}/{k}": float(v) for k, v in scalar_scores(scores).items()})
+        self.log_dict(logged)
+        for metric in (self.test_metrics, *self.set_metrics.values()):
+            metric.reset()
         for logger in self.loggers:
             if isinstance(logger, WandbLogger):
-                log_wandb_media(logger, self.test_scores, getattr(self, "panels", []))
+                log_wandb_media(logger, self.test_scores, self.panels)
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict:
         return {"maps": self.saliency(batch, crf=True), "sequence": batch["sequence"], "name": batch["name"]}
@@ -137,16 +176,20 @@ class VariantModule(SaliencyModule):
         self.model = Cascade(self.variant, **self.fcn_kwargs)
 
     def init_from_stage1(self, stage1: FCN) -> None:
-        """Build the cascade from the image-stage FCN (FCN1 copied, FCN2 by Eq. 2)."""
-        self.model = Cascade.from_stage1(self.variant, stage1, **self.fcn_kwargs)
+        """Build the cascade from the image-stage FCN (FCN1 copied, FCN2 by Eq. 2, conv1_1 per `fcn2_init`)."""
+        if stage1.backbone.fc6_name != self.hparams.fc6:  # same weight shapes, so nothing else would notice
+            raise ValueError(f"the stage-1 FCN has fc6={stage1.backbone.fc6_name!r}, this cascade "
+                             f"fc6={self.hparams.fc6!r}: both stages need the same fc6 layout")
+        self.model = Cascade.from_stage1(self.variant, stage1, fcn2_init=self.hparams.fcn2_init, **self.fcn_kwargs)
 
     def forward(self, batch: dict) -> torch.Tensor:
         logits, _ = self.model(batch["image"], batch.get("pt"), batch.get("flow_gray"))
         return logits
 
 
-def _gray3(m: torch.Tensor) -> np.ndarray:
-    return np.repeat((m.detach().float().cpu().clamp(0, 1).numpy() * 255).round().astype(np.uint8)[..., None], 3, axis=2)
+def _gray3(m: np.ndarray) -> np.ndarray:
+    """An (H, W) 8-bit map as an (H, W, 3) grey image."""
+    return np.repeat(np.asarray(m, dtype=np.uint8)[..., None], 3, axis=2)
 
 
 def _variant_class(code: str) -> type[VariantModule]:

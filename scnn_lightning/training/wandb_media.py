@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import numpy as np
+from lightning.pytorch.utilities import rank_zero_only
 
 PANELS = 4  # test frames shown per run (frame | ground truth | prediction)
 
 
+@rank_zero_only  # under DDP only rank 0 talks to W&B (the others would build the table for nothing)
 def log_wandb_media(logger, scores: dict, panels: list[np.ndarray]) -> None:
-    """Log the PR curve as a W&B line plot and the panels as images (works offline; synced later)."""
+    """Log the PR curve as a W&B line plot and the panels as images into the logger's (the stage's) run; works
+    offline, synced later."""
     import wandb
 
     recall, precision = scores["recall"].tolist(), scores["precision"].tolist()

@@ -1,10 +1,15 @@
-"""Weak supervision of §III-C: classical saliency sources, Eq. 7–8 fusion, Otsu weak labels, label store."""
+"""Weak supervision of §III-C: classical saliency sources, Eq. 7–8 fusion, Otsu weak labels, label store.
+
+The loop itself is `callback.WeakLabelRefresh`; `fit.py` holds its exact per-round sums and calibration."""
 
 from scnn_lightning.weak.classical import CLASSICAL_MODELS, center_prior
 from scnn_lightning.weak.fusion import (
     GramAccumulator,
+    QPSolution,
     fit_fusion_weights,
     fuse_maps,
+    otsu_label,
+    simplex_qp_solution,
     solve_simplex_qp,
     weak_label,
 )
@@ -23,6 +28,7 @@ __all__ = [
     "FolderSource",
     "GramAccumulator",
     "PredictionSource",
+    "QPSolution",
     "SaliencySource",
     "WeakLabelStore",
     "build_sources",
@@ -30,6 +36,8 @@ __all__ = [
     "fit_fusion_weights",
     "fuse_maps",
     "labels_hash",
+    "otsu_label",
+    "simplex_qp_solution",
     "solve_simplex_qp",
     "weak_label",
 ]

@@ -1,15 +1,32 @@
 """`WeakLabelRefresh`: the weak-label loop of Algorithm 1 (paper §III-C, Fig. 4) as a Lightning callback.
 
-Before the first epoch it writes round 0: labels G0 fused from the saliency models alone, with
-weights w0 fitted by Eq. 8 on the frames that have ground truth. After each epoch k it predicts the
-training frames with the current network, adds that map as one more source, refits the weights,
-thresholds the fused maps with Otsu (Eq. 7) and publishes round k+1, which the datamodule serves from
-epoch k+1 (Lightning reloads the train loader at each epoch start, after this hook).
+The paper: "we use the data with ground truth to learn the weights in Eq. 8, and these weights are used
+to fuse those saliency maps without ground truth". Fitted on the very frames the network trains on,
+the network's map looks perfect there and the fit says nothing about the frames it has to label; worse,
+on those frames the class-balanced loss (Eq. 3) skews its probabilities, so Eq. 8 gives it a weight near
+0 and every round's labels equal round 0's (GUIDE pitfall 13). So:
 
-Under DDP every rank predicts its shard; each labelled frame's K×K Gram terms of Eq. 8 are gathered and
-summed in frame order (so the sum, and hence the weights, are bit-identical for any number of ranks),
-the weights solved on rank 0 and broadcast, the labels gathered and written once by rank 0; every rank
-then reads the same published round, so all ranks train on byte-identical labels.
+* Held-out fit. At fit start a fixed, seeded share (`holdout_fraction`) of the labelled frames of each
+  training sequence is kept out of the loss (`select_fusion_holdout`); Eq. 8 is fitted on those frames
+  only, and each round's label quality is measured on them. They stay the same for the whole run
+  (checkpointed, verified on resume).
+* Calibrated network map. The network's map enters Eq. 7/8 as σ(a·z + b) of its logit z, a Platt
+  calibration fitted on the held-out frames each round (`fit.py`), which removes the class-balancing
+  offset; the static sources' maps are used as they are.
+
+Round 0 (before the first epoch) fuses the saliency models alone; after each `every_n_epochs`-th epoch k
+the current network's calibrated map joins them, the weights are refitted and round k+1 is published,
+which the datamodule serves from epoch k+1 (Lightning reloads the train loader at each epoch start,
+after this hook). Each round's manifest.json records the weights, the solver and objective of Eq. 8,
+the calibration, the held-out label quality and how many label pixels changed since the last round.
+
+Memory does not grow with the data: one round is three streamed passes (held-out frames: the Eq. 8 and
+calibration sums; held-out frames: label quality; frames without ground truth: their labels), read by
+`data.num_workers` DataLoader workers; static source maps come from a disk cache (`source_cache.py`).
+Under DDP every rank streams its own shard, writes its own label files into the round's hidden folder,
+and only fixed-size integer sums are reduced across ranks (exact, hence bit-identical to one process);
+rank 0 solves Eq. 8, broadcasts the result, and after a barrier publishes the round (hash from the
+files, manifest, atomic swap). Multi-node runs need `root` on a shared filesystem.
 
 The round is updated in `on_train_epoch_end`; a ModelCheckpoint must save after it
 (`save_on_train_epoch_end=True`), otherwise a checkpoint written at validation end records the round
@@ -18,21 +35,29 @@ the finished epoch trained on, and a resumed run would train the next epoch on s
 
 from __future__ import annotations
 
-import warnings
+import hashlib
+import logging
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from lightning.pytorch.callbacks import Callback
-from torch.utils.data import DataLoader
 
-from scnn_lightning.data.transforms import to_uint8_image
+from scnn_lightning.data.datamodule import frame_key, select_fusion_holdout
 from scnn_lightning.errors import DataError
-from scnn_lightning.weak.fusion import GramAccumulator, solve_simplex_qp, weak_label
+from scnn_lightning.weak.fit import (
+    LEVELS,
+    FitStats,
+    RoundScores,
+    calibrated_levels,
+    logit_bins,
+    platt_calibration,
+)
+from scnn_lightning.weak.fusion import fuse_maps, otsu_label, simplex_qp_solution
+from scnn_lightning.weak.source_cache import SourceMapCache, refresh_loader
 from scnn_lightning.weak.sources import PREDICTION, build_sources
-from scnn_lightning.weak.store import WeakLabelStore, labels_hash
+from scnn_lightning.weak.store import WeakLabelStore
 
-QUALITY_FRAMES = 64  # labelled frames per rank on which each round's label IoU is reported
+log = logging.getLogger(__name__)
 
 
 class WeakLabelRefresh(Callback):
@@ -40,32 +65,48 @@ class WeakLabelRefresh(Callback):
     `root` (a `WeakLabelStore`), and points the trainer's datamodule at the newest round.
 
     `sources` are `build_sources` specs of the fused saliency models (the network's map is added by the
-    callback itself). Needs `Trainer(reload_dataloaders_every_n_epochs=1)`.
+    callback itself). `holdout_fraction` and `seed` choose the held-out labelled frames; `cache_dir`
+    keeps the classical sources' maps on disk (None: recompute them every round). Needs
+    `Trainer(reload_dataloaders_every_n_epochs=1)`.
     """
 
-    def __init__(self, *, root: str, sources: list, every_n_epochs: int = 1):
+    def __init__(self, *, root: str, sources: list, every_n_epochs: int = 1, holdout_fraction: float = 0.25,
+                 seed: int = 0, cache_dir: str | None = None):
         if not isinstance(every_n_epochs, int) or every_n_epochs < 1:
             raise ValueError(f"every_n_epochs must be a positive integer, got {every_n_epochs!r}")
+        if not 0.0 < holdout_fraction < 1.0:
+            raise ValueError(f"holdout_fraction must lie in (0, 1), got {holdout_fraction!r}")
         self.root = str(root)
         self.source_specs = list(sources)
         self.every_n_epochs = every_n_epochs
+        self.cache_dir = None if cache_dir is None else str(cache_dir)
         # checkpointed state (plain types only)
         self.round = -1
         self.weights: list[float] = []
         self.source_names: list[str] = []
         self.labels_hash = ""
-        self._static_maps: dict[tuple[str, str], np.ndarray] = {}
+        self.holdout_fraction = float(holdout_fraction)
+        self.seed = int(seed)
+        self.holdout_hash = ""
 
     # -- checkpoint --------------------------------------------------------------------------------
     def state_dict(self) -> dict:
         return {"round": self.round, "weights": list(self.weights), "source_names": list(self.source_names),
-                "labels_hash": self.labels_hash}
+                "labels_hash": self.labels_hash, "holdout_fraction": self.holdout_fraction,
+                "holdout_seed": self.seed, "holdout_hash": self.holdout_hash}
 
     def load_state_dict(self, state: dict) -> None:
         self.round = int(state["round"])
         self.weights = [float(w) for w in state["weights"]]
         self.source_names = list(state["source_names"])
         self.labels_hash = state["labels_hash"]
+        if "holdout_hash" in state:  # the resumed run keeps the held-out frames it was fitted on
+            restored = (float(state["holdout_fraction"]), int(state["holdout_seed"]))
+            if restored != (self.holdout_fraction, self.seed):
+                log.warning("weak labels: resuming with the checkpoint's held-out frames (holdout_fraction=%s, "
+                            "seed=%s), not the configured (%s, %s)", *restored, self.holdout_fraction, self.seed)
+            self.holdout_fraction, self.seed = restored
+            self.holdout_hash = state["holdout_hash"]
 
     # -- hooks ---------------------------------------------------------------------------------------
     def on_fit_start(self, trainer, pl_module) -> None:
@@ -75,19 +116,40 @@ class WeakLabelRefresh(Callback):
                              f"rebuilt after each refresh: set Trainer(reload_dataloaders_every_n_epochs=1), "
                              f"got {reload}")
         self.store = WeakLabelStore(self.root)
+        self.cache = SourceMapCache(self.cache_dir) if self.cache_dir is not None else None
         self.sources = build_sources(self.source_specs)  # built in a hook: ddp_spawn pickles callbacks
         if any(s.name == PREDICTION for s in self.sources):
             raise ValueError(f"weak.sources must not list '{PREDICTION}': the network's own map is added each round")
+        dm = trainer.datamodule
+        dm.set_fusion_holdout(self._holdout(dm))
         if self.round >= 0:  # resumed: continue from the round the checkpoint was trained on
             self._verify_resumed_round()
-            trainer.datamodule.use_weak_labels(self.store, self.round)
+            dm.use_weak_labels(self.store, self.round)
         else:
             self.refresh(trainer, pl_module, with_prediction=False)
+
+    def _holdout(self, dm) -> list:
+        """The held-out labelled frames (the same on every rank and after a resume)."""
+        labelled = dm.labelled_train_entries()
+        held = select_fusion_holdout(labelled, self.holdout_fraction, self.seed)
+        if not held:
+            raise DataError(dm.train_sources_label(),
+                            f"no labelled training frame can be held out to fit the fusion weights (Eq. 8): "
+                            f"{len(labelled)} frame(s) with ground truth in {len({e[0].name for e in labelled})} "
+                            f"sequence(s), and only a sequence with 2 or more gives one (check the sources, "
+                            f"split and data.label_every)")
+        digest = _keys_hash([frame_key(e) for e in held])
+        if self.holdout_hash and digest != self.holdout_hash:
+            raise DataError(dm.train_sources_label(),
+                            f"the held-out frames of the fusion fit differ from the checkpoint's (hash "
+                            f"{digest[:12]} vs {self.holdout_hash[:12]}): the training data changed since")
+        self.holdout_hash = digest
+        return held
 
     def _verify_resumed_round(self) -> None:
         """The round on disk (manifest and every label file) must be the one the checkpoint recorded."""
         manifest = self.store.manifest(self.round)
-        on_disk = labels_hash({key: self.store.read_label(self.round, *key) for key in self.store.frames(self.round)})
+        on_disk = self.store.hash_on_disk(self.round)
         if manifest["labels_hash"] != self.labels_hash or on_disk != self.labels_hash:
             raise DataError(self.store.round_dir(self.round),
                             f"weak labels of round {self.round} differ from the ones this checkpoint was trained "
@@ -102,114 +164,141 @@ class WeakLabelRefresh(Callback):
     def refresh(self, trainer, pl_module, *, with_prediction: bool) -> None:
         dm = trainer.datamodule
         rank, world = trainer.global_rank, trainer.world_size
+        held, unlabelled = dm.fusion_holdout_entries(), dm.unlabelled_train_entries()
         names = [s.name for s in self.sources] + ([PREDICTION] if with_prediction else [])
+        next_round = self.round + 1
         was_training = pl_module.training
         pl_module.eval()
         try:
-            terms = {}  # per labelled frame: its Eq. 8 Gram terms
-            checks = []  # a few labelled frames to report the quality of this round's labels
-            for maps, gts, keys in self._source_maps(dm, dm.labelled_train_entries()[rank::world], pl_module,
-                                                     with_prediction):
-                for i, key in enumerate(keys):
-                    terms[key] = _frame_terms(maps[:, i], gts[i])
-                room = max(0, QUALITY_FRAMES - len(checks))
-                checks.extend(list(zip(maps.transpose(1, 0, 2, 3), gts))[:room])
-            weights = self._solve(trainer, _gather(terms, world), len(names))
-            iou = [_iou(weak_label(maps, weights), gt) for maps, gt in checks]
-            labels = {}
-            for maps, _, keys in self._source_maps(dm, dm.unlabelled_train_entries()[rank::world], pl_module,
-                                                   with_prediction):
-                for i, key in enumerate(keys):
-                    labels[key] = weak_label(maps[:, i], weights)
+            fit = self._fit(trainer, dm, held[rank::world], pl_module, with_prediction)
+            writer = self._round_writer(trainer, next_round)
+            scores = self._label(dm, held[rank::world], unlabelled[rank::world], pl_module, fit, writer, names)
+            scores.load_vector(_sum_over_ranks(trainer, scores.vector()))
         finally:
             pl_module.train(was_training)
-        labels, iou = _gather(labels, world), _gather({"iou": iou}, world)["iou"]
-        next_round = self.round + 1
-        stats = {"labels": len(labels), "foreground": float(np.mean([m.mean() for m in labels.values()]))
-                 if labels else 0.0, "iou_on_labelled": float(np.mean(iou)) if iou else None,
-                 "epoch": trainer.current_epoch}
-        if rank == 0:
-            self.store.write_round(next_round, labels, weights=dict(zip(names, map(float, weights))), stats=stats)
         trainer.strategy.barrier("weak_labels_written")
-        self.round, self.weights, self.source_names = next_round, [float(w) for w in weights], names
+        summary = scores.summary()
+        stats = {"labels": summary["labels"], "foreground": summary["foreground"],
+                 "iou_on_labelled": summary["heldout"]["label_iou"],
+                 "changed_fraction": summary["changed_fraction"], "epoch": trainer.current_epoch}
+        extra = {"fit": {k: v for k, v in fit.items() if k not in ("weights", "levels")},
+                 "quality": summary["heldout"],
+                 "holdout": {"fraction": self.holdout_fraction, "seed": self.seed, "count": len(held),
+                             "hash": self.holdout_hash, "frames": [list(frame_key(e)) for e in held]}}
+        weights = dict(zip(names, map(float, fit["weights"])))
+        if rank == 0:
+            writer.publish([frame_key(e) for e in unlabelled], weights=weights, stats=stats, extra=extra)
+        trainer.strategy.barrier("weak_labels_published")
+        self.round, self.weights, self.source_names = next_round, list(weights.values()), names
         self.labels_hash = self.store.labels_hash(next_round)
         dm.use_weak_labels(self.store, next_round)
-        self._log(trainer, names, weights, stats)
+        self._log(trainer, weights, stats, extra)
 
-    def _source_maps(self, dm, entries, pl_module, with_prediction):
-        """Yield (maps (K, B, H, W), gts (B, H, W), keys) for `entries`, batch by batch, at training size."""
+    def _fit(self, trainer, dm, held_shard, pl_module, with_prediction: bool) -> dict:
+        """Step 4 of Alg. 1 on the held-out frames: the Eq. 8 sums of this rank's share, summed over
+        ranks; the calibration and the weights from rank 0 (`_fit_on_sums`)."""
+        stats = FitStats(len(self.sources))
+        for static, bins, gt, _ in self._batches(dm, held_shard, pl_module, with_prediction):
+            stats.add(static, gt, bins)
+        stats.load_vector(_sum_over_ranks(trainer, stats.vector()))
+        return _on_rank_zero(trainer, lambda: _fit_on_sums(stats, with_prediction))
+
+    def _label(self, dm, held_shard, unlabelled_shard, pl_module, fit: dict, writer, names) -> RoundScores:
+        """Step 5 for this rank's frames: score the fused labels of its held-out frames, write the labels of
+        its frames without ground truth (comparing them with the previous round's)."""
+        weights, levels = fit["weights"], fit["levels"]
+        scores = RoundScores(names)
+        for maps, gt, _ in self._fused_batches(dm, held_shard, pl_module, levels):
+            for i in range(gt.shape[0]):
+                scores.add_heldout(maps[:, i], weights, gt[i])
+        for maps, _, keys in self._fused_batches(dm, unlabelled_shard, pl_module, levels):
+            for i, key in enumerate(keys):
+                label = otsu_label(fuse_maps(maps[:, i], weights))
+                writer.write(*key, label)
+                scores.add_label(label, self._previous_label(key))
+        return scores
+
+    def _batches(self, dm, entries, pl_module, with_prediction: bool):
+        """Yield (static (K_s, B, H, W) uint8, logit bins (B, H, W) of the network's map or None,
+        gt (B, H, W) uint8, keys) for `entries`, batch by batch, at training size."""
         if not entries:
             return
-        frames = {(seq.name, seq.frames[i].name): seq.frames[i] for seq, i in entries}
-        loader = DataLoader(dm.dataset(entries), batch_size=dm.batch_size, shuffle=False)
-        with torch.no_grad():
-            for batch in loader:
-                batch = {k: v.to(pl_module.device) if torch.is_tensor(v) else v for k, v in batch.items()}
-                keys = list(zip(batch["sequence"], batch["name"]))
-                # (K_static, B, H, W)
-                maps = np.stack([self._static(frames[key], img) for img, key in zip(batch["image"], keys)], axis=1)
-                if with_prediction:
-                    pred = pl_module.saliency(batch).float().cpu().numpy()
-                    maps = np.concatenate([maps, pred[None]], axis=0)
-                yield maps.astype(np.float32), batch["mask"][:, 0].cpu().numpy().astype(np.uint8), keys
+        for batch in refresh_loader(dm, entries, self.sources, self.cache):
+            static = batch["static"].numpy().transpose(1, 0, 2, 3)
+            bins = None
+            if with_prediction:
+                on_device = {k: v.to(pl_module.device) if torch.is_tensor(v) else v
+                             for k, v in batch.items() if k != "static"}
+                with torch.no_grad():
+                    bins = logit_bins(pl_module.saliency(on_device).float().cpu().numpy())
+            gt = (batch["mask"][:, 0].numpy() > 0.5).astype(np.uint8)
+            yield static, bins, gt, list(zip(batch["sequence"], batch["name"]))
 
-    def _static(self, frame, img) -> np.ndarray:
-        """Maps of the external / classical models; they never change, so compute each once."""
-        key = (frame.sequence, frame.name)
-        if key not in self._static_maps:
-            rgb = to_uint8_image(img)
-            self._static_maps[key] = np.stack([s.map_for(frame, rgb) for s in self.sources]).astype(np.float32)
-        return self._static_maps[key]
+    def _fused_batches(self, dm, entries, pl_module, levels: np.ndarray | None):
+        """Yield (maps (K, B, H, W) float32 in [0, 1], gt, keys): the static maps, plus the network's
+        calibrated map (`levels` of its logit bins) when it is fused this round."""
+        for static, bins, gt, keys in self._batches(dm, entries, pl_module, levels is not None):
+            maps = static if bins is None else np.concatenate([static, levels[bins][None]], axis=0)
+            yield maps.astype(np.float32) / LEVELS, gt, keys
 
-    def _solve(self, trainer, terms: dict, k: int) -> np.ndarray:
-        """Eq. 8 on the Gram terms of every labelled frame; solved once on rank 0, broadcast to every rank.
+    def _round_writer(self, trainer, round_: int):
+        """Rank 0 opens the round's hidden folder; every other rank writes into the same one."""
+        writer = self.store.begin_round(round_) if trainer.global_rank == 0 else None
+        folder = trainer.strategy.broadcast(writer.folder.name if writer else None, src=0)
+        return writer or self.store.join_round(round_, folder)
 
-        The terms are summed in sorted frame order, never per shard: float sums depend on their order,
-        and the weights must not depend on how frames were split across ranks."""
-        total = np.zeros(k * k + k + 1)
-        for key in sorted(terms):
-            total += terms[key]
-        gram, cross, pixels = total[:k * k].reshape(k, k), total[k * k:-1], total[-1]
-        if trainer.global_rank == 0:
-            if pixels == 0:
-                warnings.warn("no labelled training frame to fit the fusion weights (Eq. 8); using equal weights")
-                weights = np.full(k, 1.0 / k)
-            else:
-                weights = solve_simplex_qp(gram, cross)
-        else:
-            weights = np.zeros(k)
-        weights = trainer.strategy.broadcast(torch.tensor(weights, dtype=torch.float64), src=0)
-        return np.asarray(weights, dtype=np.float64)
+    def _previous_label(self, key) -> np.ndarray | None:
+        if self.round < 0 or not self.store.label_path(self.round, *key).is_file():
+            return None
+        return self.store.read_label(self.round, *key)
 
-    def _log(self, trainer, names, weights, stats) -> None:
-        metrics = {f"weak/w_{n}": float(w) for n, w in zip(names, weights)}
+    def _log(self, trainer, weights: dict[str, float], stats: dict, extra: dict) -> None:
+        quality = extra["quality"]
+        metrics = {f"weak/w_{n}": w for n, w in weights.items()}
         metrics.update({f"weak/{k}": float(v) for k, v in stats.items() if v is not None})
+        metrics.update({f"weak/heldout_{k}": float(quality[k]) for k in RoundScores.QUALITY if quality[k] is not None})
+        metrics["weak/objective"] = float(extra["fit"]["objective"])
         metrics["weak/round"] = float(self.round)
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=trainer.global_step)
+        if trainer.is_global_zero:
+            alone = quality["sources"].get(PREDICTION, {}).get("label_iou")
+            log.info("weak labels round %d: weights %s; held-out label IoU %s (network alone %s), MAE %s; "
+                     "label pixels changed %s", self.round, {n: round(w, 4) for n, w in weights.items()},
+                     _fmt(quality["label_iou"]), _fmt(alone), _fmt(quality["label_mae"]),
+                     _fmt(stats["changed_fraction"]))
 
 
-def _frame_terms(maps: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """One frame's share of Eq. 8, flattened: [A = S Sᵀ (K×K), b = S G (K), pixel count]."""
-    acc = GramAccumulator(maps.shape[0])
-    acc.add(maps, gt)
-    return np.concatenate([acc.gram.ravel(), acc.cross, [acc.pixels]])
+def _fit_on_sums(stats: FitStats, with_prediction: bool) -> dict:
+    """Calibrate the network's map (when fused) and solve Eq. 8 on the held-out sums."""
+    calibration, levels = None, None
+    if with_prediction:
+        a, b = platt_calibration(stats.bin_count, stats.bin_foreground)
+        calibration, levels = {"method": "platt", "a": a, "b": b}, calibrated_levels(a, b)
+    gram, cross, energy, pixels = stats.system(levels)
+    solution = simplex_qp_solution(gram, cross)
+    w = solution.weights
+    objective = float(w @ gram @ w - 2 * cross @ w + energy) / pixels
+    return {"weights": w, "levels": levels, **solution.describe(), "objective": objective,
+            "pixels": pixels, "calibration": calibration}
 
 
-def _iou(label: np.ndarray, gt: np.ndarray) -> float:
-    label, gt = label.astype(bool), gt > 0
-    union = (label | gt).sum()
-    return float((label & gt).sum() / union) if union else 1.0
+def _on_rank_zero(trainer, compute):
+    """`compute()` run on rank 0 only, its result broadcast: every rank gets the same bits."""
+    return trainer.strategy.broadcast(compute() if trainer.global_rank == 0 else None, src=0)
 
 
-def _gather(obj: dict, world: int) -> dict:
-    """Merge a per-rank dict on every rank (lists are concatenated)."""
-    if world == 1 or not dist.is_available() or not dist.is_initialized():
-        return obj
-    parts: list = [None] * world
-    dist.all_gather_object(parts, obj)
-    merged: dict = {}
-    for part in parts:
-        for key, value in part.items():
-            merged[key] = merged.get(key, []) + value if isinstance(value, list) else value
-    return merged
+def _sum_over_ranks(trainer, vector: np.ndarray) -> np.ndarray:
+    """Element-wise sum over ranks of an int64 vector (exact in any order)."""
+    if trainer.world_size == 1:
+        return vector
+    tensor = torch.from_numpy(vector).to(trainer.strategy.root_device)
+    return trainer.strategy.reduce(tensor, reduce_op="sum").cpu().numpy()
+
+
+def _keys_hash(keys: list[tuple[str, str]]) -> str:
+    return hashlib.sha256("\n".join(f"{s}\0{n}" for s, n in sorted(keys)).encode()).hexdigest()
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.4f}"

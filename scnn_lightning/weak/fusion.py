@@ -11,6 +11,7 @@ A and b across ranks.
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import cvxpy as cp
 import numpy as np
@@ -118,7 +119,22 @@ def _projected_gradient(a: np.ndarray, b: np.ndarray, iterations: int = 20000) -
     return w
 
 
-def solve_simplex_qp(gram: np.ndarray, cross: np.ndarray) -> np.ndarray:
+@dataclass(frozen=True)
+class QPSolution:
+    """Eq. 8 weights and how they were obtained: `solver` is cvxpy's name of the solver that produced them
+    (e.g. "CLARABEL"), "projected_gradient" when the fallback did (`note` says why), or "uniform" when
+    every source is blank on the labelled frames and any weights are optimal."""
+
+    weights: np.ndarray
+    solver: str
+    status: str
+    note: str = ""
+
+    def describe(self) -> dict:
+        return {"solver": self.solver, "status": self.status, "note": self.note}
+
+
+def simplex_qp_solution(gram: np.ndarray, cross: np.ndarray) -> QPSolution:
     """Eq. 8 in reduced form: argmin wᵀAw - 2bᵀw subject to w >= 0, Σ w = 1, solved with cvxpy.
 
     A is symmetrised, scaled to unit mean diagonal (same minimiser, better conditioned) and given a
@@ -135,7 +151,7 @@ def solve_simplex_qp(gram: np.ndarray, cross: np.ndarray) -> np.ndarray:
     a = (a + a.T) / 2
     scale = float(np.trace(a)) / k
     if scale <= 0:
-        return np.full(k, 1.0 / k)
+        return QPSolution(np.full(k, 1.0 / k), "uniform", "degenerate", "every source is zero on the labelled frames")
     a, b = a / scale + RIDGE * np.eye(k), b / scale
 
     w = cp.Variable(k)
@@ -149,9 +165,19 @@ def solve_simplex_qp(gram: np.ndarray, cross: np.ndarray) -> np.ndarray:
         solution, failure = None, f"solver error: {err}"
     if solution is None or not np.isfinite(solution).all():
         warnings.warn(f"fusion QP (Eq. 8) failed ({failure}); using projected gradient instead", RuntimeWarning)
-        return _projected_gradient(a, b)
+        return QPSolution(_projected_gradient(a, b), "projected_gradient", "fallback", f"cvxpy failed: {failure}")
     # Interior-point output sits within solver tolerance of the simplex; put it exactly on it.
-    return project_to_simplex(solution)
+    return QPSolution(project_to_simplex(solution), _solver_name(problem, cp.CLARABEL), str(problem.status))
+
+
+def _solver_name(problem, requested: str) -> str:
+    stats = getattr(problem, "solver_stats", None)
+    return str(getattr(stats, "solver_name", None) or requested)
+
+
+def solve_simplex_qp(gram: np.ndarray, cross: np.ndarray) -> np.ndarray:
+    """The weights of `simplex_qp_solution` (Eq. 8 on the K×K system)."""
+    return simplex_qp_solution(gram, cross).weights
 
 
 def fit_fusion_weights(sources: np.ndarray, gt: np.ndarray, *, chunk_pixels: int = CHUNK_PIXELS) -> np.ndarray:
@@ -188,7 +214,11 @@ def weak_label(maps: np.ndarray, weights: np.ndarray) -> np.ndarray:
     upper edges as their positions puts the threshold exactly between the two classes.
     A flat fused map (range < `FLAT_RANGE`) has no object evidence and gives all zeros.
     """
-    fused = fuse_maps(maps, weights)
+    return otsu_label(fuse_maps(maps, weights))
+
+
+def otsu_label(fused: np.ndarray) -> np.ndarray:
+    """The binary label (H, W) uint8 of a fused map: Otsu's threshold as in `weak_label`."""
     lo, hi = float(fused.min()), float(fused.max())
     if hi - lo < FLAT_RANGE:
         return np.zeros(fused.shape, np.uint8)

@@ -52,8 +52,10 @@ class FolderSource:
     """Maps precomputed by an external model, stored as <root>/<sequence>/<frame name>.png (or .jpg).
 
     Grey values 0..255 map to [0, 1]; colour files are converted to grey; maps of another size are
-    resized to the frame.
+    resized to the frame. Reading one costs what reading a cached copy would, so none is cached.
     """
+
+    cacheable = False
 
     def __init__(self, root: str | Path, *, name: str):
         self.root = Path(root)
@@ -86,7 +88,10 @@ class FolderSource:
 
 
 class ClassicalSource:
-    """One of the training-free models in `classical.CLASSICAL_MODELS`, computed on the fly."""
+    """One of the training-free models in `classical.CLASSICAL_MODELS`, computed on the fly (and kept in the
+    weak-label refresh's disk cache, `source_cache.py`, keyed by `model`)."""
+
+    cacheable = True
 
     def __init__(self, model: str, *, name: str | None = None):
         if model not in CLASSICAL_MODELS:

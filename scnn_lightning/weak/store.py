@@ -9,7 +9,11 @@ A round is published atomically as a whole: its files are written into a fresh h
 (`root/.versions/round_003-<random>/`, manifest last) and `root/round_003` is a relative symlink that
 is swapped onto it with one atomic rename. A crash mid-write therefore leaves only an unreferenced
 hidden folder (removed by the next write); readers see either the complete old round or the complete
-new one. One writer at a time (rank 0 under DDP).
+new one. Several processes may write one round (DDP: each rank its own frames): one `begin_round`s it,
+the others `join_round` it by the folder's name, every label file is written atomically, and after all
+of them are done (a barrier) the first publishes it; the hash is then computed from the files
+themselves, one at a time, so publishing needs no labels in memory. Multi-node runs need `root` on a
+filesystem every node sees.
 """
 
 from __future__ import annotations
@@ -20,12 +24,14 @@ import os
 import re
 import shutil
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from scnn_lightning.errors import DataError
+from scnn_lightning.utils import atomic_path
 
 MANIFEST = "manifest.json"
 VERSIONS = ".versions"
@@ -34,9 +40,14 @@ _ROUND_RE = re.compile(r"^round_(\d{3,})$")
 
 def labels_hash(labels: dict[tuple[str, str], np.ndarray]) -> str:
     """SHA-256 of the label content, independent of dict order and of the PNG encoding."""
+    return _hash_sorted((key, labels[key]) for key in sorted(labels))
+
+
+def _hash_sorted(items: Iterable[tuple[tuple[str, str], np.ndarray]]) -> str:
+    """`labels_hash` of (key, mask) pairs given in sorted key order, one mask at a time."""
     digest = hashlib.sha256()
-    for seq, name in sorted(labels):
-        mask = np.asarray(labels[(seq, name)]).astype(bool)
+    for (seq, name), mask in items:
+        mask = np.asarray(mask).astype(bool)
         digest.update(f"{seq}\0{name}\0{mask.shape[0]}x{mask.shape[1]}\0".encode())
         digest.update(np.packbits(mask).tobytes())
     return digest.hexdigest()
@@ -66,9 +77,16 @@ def _plain(value):
 
 
 def _write_png(path: Path, mask: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), np.asarray(mask).astype(bool).astype(np.uint8) * 255):
-        raise DataError(path, "could not write weak label PNG")
+    with atomic_path(path) as tmp:  # the temporary keeps the .png suffix cv2 needs
+        if not cv2.imwrite(str(tmp), np.asarray(mask).astype(bool).astype(np.uint8) * 255):
+            raise DataError(path, "could not write weak label PNG")
+
+
+def _read_png(path: Path) -> np.ndarray:
+    grey = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if grey is None:
+        raise DataError(path, "unreadable weak label PNG")
+    return (grey >= 128).astype(np.uint8)
 
 
 class WeakLabelStore:
@@ -105,36 +123,37 @@ class WeakLabelStore:
         *,
         weights: dict[str, float],
         stats: dict,
+        extra: dict | None = None,
     ) -> Path:
-        """Write all labels of one round and publish them atomically; an existing round is replaced."""
-        if not isinstance(round, (int, np.integer)) or isinstance(round, bool) or round < 0:
-            raise ValueError(f"round must be a non-negative integer, got {round!r}")
-        round = int(round)
+        """Write all labels of one round and publish them atomically; an existing round is replaced.
+        `extra` adds top-level manifest entries (fit, quality, ...)."""
+        _check_round(round)
         _check_labels(labels)
-        manifest = {
-            "round": round,
-            "count": len(labels),
-            "sources": list(weights),
-            "weights": {str(k): float(v) for k, v in weights.items()},
-            "stats": stats,
-            "labels_hash": labels_hash(labels),
-            "frames": [list(key) for key in sorted(labels)],
-        }
-        manifest_text = json.dumps(manifest, indent=2, default=_plain) + "\n"  # fails before any write
-
-        versions = self.root / VERSIONS
-        self._remove_orphans(versions)
-        version = versions / f"round_{round:03d}-{uuid.uuid4().hex[:12]}"
-        version.mkdir(parents=True)
+        _manifest_text(round, sorted(labels), "", weights, stats, extra)  # bad values fail before any write
+        writer = self.begin_round(int(round))
         try:
             for (seq, name), mask in labels.items():
-                _write_png(version / seq / f"{name}.png", mask)
-            (version / MANIFEST).write_text(manifest_text)
-            self._publish(round, version)
+                writer.write(seq, name, mask)
+            return writer.publish(sorted(labels), weights=weights, stats=stats, extra=extra)
         except BaseException:
-            shutil.rmtree(version, ignore_errors=True)
+            writer.discard()
             raise
-        return self.round_dir(round)
+
+    def begin_round(self, round: int) -> "RoundWriter":
+        """A fresh hidden folder for `round` (left-overs of crashed writes are removed first)."""
+        _check_round(round)
+        versions = self.root / VERSIONS
+        self._remove_orphans(versions)
+        version = versions / f"round_{int(round):03d}-{uuid.uuid4().hex[:12]}"
+        version.mkdir(parents=True)
+        return RoundWriter(self, int(round), version)
+
+    def join_round(self, round: int, folder_name: str) -> "RoundWriter":
+        """The writer of a round another process began (`RoundWriter.folder.name`)."""
+        version = self.root / VERSIONS / folder_name
+        if not folder_name.startswith(f"round_{int(round):03d}-") or not version.is_dir():
+            raise DataError(version, f"no unpublished folder of weak-label round {round} to write into")
+        return RoundWriter(self, int(round), version)
 
     def _publish(self, round: int, version: Path) -> None:
         link = self.round_dir(round)
@@ -168,6 +187,10 @@ class WeakLabelStore:
     def labels_hash(self, round: int) -> str:
         return self.manifest(round)["labels_hash"]
 
+    def hash_on_disk(self, round: int) -> str:
+        """`labels_hash` of the label files of `round` as they are now (read one at a time)."""
+        return _hash_sorted((key, self.read_label(round, *key)) for key in self.frames(round))
+
     def frames(self, round: int) -> list[tuple[str, str]]:
         return [(seq, name) for seq, name in self.manifest(round)["frames"]]
 
@@ -178,7 +201,54 @@ class WeakLabelStore:
         path = self.label_path(round, seq, name)
         if not path.is_file():
             raise DataError(path, f"no weak label for frame ({seq!r}, {name!r}) in round {round}")
-        grey = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-        if grey is None:
-            raise DataError(path, "unreadable weak label PNG")
-        return (grey >= 128).astype(np.uint8)
+        return _read_png(path)
+
+
+class RoundWriter:
+    """Label files of one unpublished round, in its hidden folder; `publish` makes the round visible."""
+
+    def __init__(self, store: WeakLabelStore, round: int, folder: Path):
+        self.store, self.round, self.folder = store, round, folder
+
+    def write(self, seq: str, name: str, mask: np.ndarray) -> None:
+        _check_labels({(seq, name): mask})
+        _write_png(self.folder / seq / f"{name}.png", mask)
+
+    def publish(self, frames: list[tuple[str, str]], *, weights: dict[str, float], stats: dict,
+                extra: dict | None = None) -> Path:
+        """Check that every frame's file was written, record the manifest and swap the round in."""
+        frames = sorted(frames)
+
+        def written():
+            for seq, name in frames:
+                path = self.folder / seq / f"{name}.png"
+                if not path.is_file():
+                    raise DataError(path, f"weak label of round {self.round} was not written")
+                yield (seq, name), _read_png(path)
+
+        text = _manifest_text(self.round, frames, _hash_sorted(written()), weights, stats, extra)
+        with atomic_path(self.folder / MANIFEST) as tmp:
+            tmp.write_text(text)
+        self.store._publish(self.round, self.folder)
+        return self.store.round_dir(self.round)
+
+    def discard(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _check_round(round) -> None:
+    if not isinstance(round, (int, np.integer)) or isinstance(round, bool) or round < 0:
+        raise ValueError(f"round must be a non-negative integer, got {round!r}")
+
+
+def _manifest_text(round: int, frames: list[tuple[str, str]], digest: str, weights: dict[str, float], stats: dict,
+                   extra: dict | None) -> str:
+    """round, count, sources, weights, stats, labels_hash, frames (the keys readers rely on), then `extra`."""
+    manifest = {"round": int(round), "count": len(frames), "sources": list(weights),
+                "weights": {str(k): float(v) for k, v in weights.items()}, "stats": stats,
+                "labels_hash": digest, "frames": [list(key) for key in frames]}
+    clash = sorted(set(extra or {}) & set(manifest))
+    if clash:
+        raise ValueError(f"extra manifest entries may not replace {clash}")
+    manifest.update(extra or {})
+    return json.dumps(manifest, indent=2, default=_plain) + "\n"

@@ -1,4 +1,9 @@
-"""Helpers shared by the layout readers: root checks, listing frames, stem matching, problem notes."""
+"""Helpers shared by the layout readers: root checks, listing frames, stem matching, problem notes.
+
+Every listing here skips hidden and OS metadata files (`._*` AppleDouble files, `.DS_Store`,
+`Thumbs.db`, dotfiles, `__MACOSX/`): a macOS copy of a dataset holds a `._00000.jpg` beside every
+frame, and reading those as frames would fail or, worse, add frames that do not exist.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,22 @@ from scnn_lightning.data.records import DatasetIndex, FrameRef, SequenceRef
 from scnn_lightning.errors import DataError
 
 _EXAMPLES = 5  # how many file names a problem note quotes
+_OS_METADATA = frozenset({"thumbs.db", "__macosx"})  # compared lower-case; dotfiles are caught by name
+
+
+class DataFault(str):
+    """A reader problem that makes the data unusable as configured (an empty sequence, a split-list
+    entry without files); `verify` refuses to train on it. Plain `str` problems are notes."""
+
+
+def is_hidden(path: Path) -> bool:
+    """True for dotfiles (including `._*` and `.DS_Store`) and OS metadata such as `Thumbs.db`."""
+    return path.name.startswith(".") or path.name.lower() in _OS_METADATA
+
+
+def visible_children(folder: Path) -> list[Path]:
+    """The entries of `folder` that are not hidden or OS metadata (unsorted)."""
+    return [p for p in folder.iterdir() if not is_hidden(p)]
 
 
 def natural_key(name: str) -> tuple:
@@ -35,7 +56,7 @@ def require_root(root: str | Path) -> Path:
         raise DataError(root, "dataset root does not exist")
     if not root.is_dir():
         raise DataError(root, "dataset root is not a folder")
-    if not any(root.iterdir()):
+    if not visible_children(root):
         raise DataError(root, "dataset root is an empty folder")
     return root
 
@@ -57,7 +78,7 @@ def find_dir(root: Path, name: str, depth: int = 2) -> Path | None:
         for folder in level:
             if (folder / name).is_dir():
                 return folder / name
-        level = [child for folder in level for child in sorted(folder.iterdir()) if child.is_dir()]
+        level = [child for folder in level for child in sorted(visible_children(folder)) if child.is_dir()]
     return None
 
 
@@ -70,18 +91,18 @@ def locate(root: Path, name: str, layout: str) -> Path:
 
 
 def subfolders(folder: Path) -> list[Path]:
-    return sorted((p for p in folder.iterdir() if p.is_dir()), key=lambda p: natural_key(p.name))
+    return sorted((p for p in visible_children(folder) if p.is_dir()), key=lambda p: natural_key(p.name))
 
 
 def list_images(folder: Path, problems: list[str], *, expected: Iterable[str] = ()) -> list[Path]:
     """Image files directly in `folder`, naturally sorted by name.
 
     Other files are skipped with a note, except suffixes in `expected` (known companion files such
-    as FBMS `.bmf` manifests). Sub-folders are left to the caller.
+    as FBMS `.bmf` manifests) and hidden files, skipped silently. Sub-folders are left to the caller.
     """
     expected = {s.lower() for s in expected}
     images, skipped = [], []
-    for path in folder.iterdir():
+    for path in visible_children(folder):
         if not path.is_file():
             continue
         suffix = path.suffix.lower()
@@ -134,13 +155,14 @@ def pair_by_stem(
 def finish(
     dataset: str, root: Path, sequences: list[SequenceRef], problems: list[str], layout: str
 ) -> DatasetIndex:
-    """Drop empty sequences (noted) and refuse an index without any frame."""
+    """Drop empty sequences (a fault: a listed or present sequence without frames) and refuse an
+    index without any frame."""
     kept = []
     for seq in sequences:
         if seq.frames:
             kept.append(seq)
         else:
-            problems.append(f"sequence {seq.name}: no frames, skipped")
+            problems.append(DataFault(f"{root}: sequence {seq.name} has no frames, skipped"))
     if not kept:
         raise DataError(root, f"no frames found for dataset {dataset} (expected layout: {layout})")
     return DatasetIndex(dataset=dataset, root=root, sequences=kept, problems=problems)

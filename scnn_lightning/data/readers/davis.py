@@ -7,11 +7,13 @@ the official 30/20 lists below. Anything else under the root (e.g. a `Meta/` fol
 
 from __future__ import annotations
 
+import os
 from pathlib import Path, PurePosixPath
 
 import yaml
 
 from scnn_lightning.data.readers.common import (
+    DataFault,
     check_split,
     finish,
     list_images,
@@ -45,21 +47,41 @@ _BUILTIN = {"train": TRAIN_SEQUENCES, "val": VAL_SEQUENCES}
 _DB_INFO_SETS = {"train": {"training", "train"}, "val": {"test", "val", "validation"}}
 
 
+def _image_sets_lines(path: Path) -> list[list[str]]:
+    """The whitespace-separated fields of each non-empty line (copies carry trailing spaces)."""
+    return [fields for fields in (line.split() for line in path.read_text(errors="replace").splitlines()) if fields]
+
+
+def _sequence_of(field: str) -> str:
+    parts = PurePosixPath(field.strip("/")).parts
+    return parts[-2] if len(parts) >= 2 else parts[0]
+
+
 def _names_from_image_sets(path: Path) -> list[str]:
     """Sequence names, in order, from lines like '/JPEGImages/480p/blackswan/00000.jpg /Annotations/...'.
 
     A line holding a bare sequence name (the DAVIS-2017 style) is accepted too.
     """
     names: list[str] = []
-    for line in path.read_text(errors="replace").splitlines():
-        fields = line.split()  # copies carry trailing spaces
-        if not fields:
-            continue
-        parts = PurePosixPath(fields[0].strip("/")).parts
-        name = parts[-2] if len(parts) >= 2 else parts[0]
+    for fields in _image_sets_lines(path):
+        name = _sequence_of(fields[0])
         if name not in names:
             names.append(name)
     return names
+
+
+def _listed_files_missing(path: Path, base: Path, sequences: list[str]) -> list[str]:
+    """Files named by the ImageSets lines of `sequences` that are not under `base`, in listing order."""
+    missing: dict[str, None] = {}  # ordered, without repeats
+    for fields in _image_sets_lines(path):
+        if _sequence_of(fields[0]) not in sequences:
+            continue
+        for field in fields:
+            relative = field.strip("/")
+            is_path = "/" in relative  # not a bare sequence name
+            if is_path and not os.path.isfile(os.path.join(base, relative)):  # os.path: fast over 7k lines
+                missing[relative] = None
+    return list(missing)
 
 
 def _names_from_db_info(path: Path, split: str) -> list[str]:
@@ -72,15 +94,15 @@ def _names_from_db_info(path: Path, split: str) -> list[str]:
         raise DataError(path, f"cannot read the sequence list ({type(err).__name__}: {err})") from err
 
 
-def _split_names(base: Path, resolution: str, split: str) -> tuple[list[str], str]:
-    """The split's sequence names and where they came from."""
+def _split_names(base: Path, resolution: str, split: str) -> tuple[list[str], Path | None]:
+    """The split's sequence names and the file they came from (None: the built-in lists)."""
     image_sets = base / "ImageSets" / resolution / f"{split}.txt"
     if image_sets.is_file():
-        return _names_from_image_sets(image_sets), str(image_sets)
+        return _names_from_image_sets(image_sets), image_sets
     db_info = base / "Annotations" / "db_info.yml"
     if db_info.is_file():
-        return _names_from_db_info(db_info, split), str(db_info)
-    return list(_BUILTIN[split]), "the built-in DAVIS-2016 list"
+        return _names_from_db_info(db_info, split), db_info
+    return list(_BUILTIN[split]), None
 
 
 def _read_sequence(base: Path, resolution: str, seq: str, problems: list[str]) -> SequenceRef:
@@ -106,12 +128,18 @@ def read_davis(root: str | Path, split: str | None = None, *, resolution: str = 
     if split is None:
         names = present
     else:
-        names, source = _split_names(base, resolution, split)
+        names, listing = _split_names(base, resolution, split)
+        source = str(listing) if listing else "the built-in DAVIS-2016 list"
         missing = [name for name in names if name not in present]
         if missing:
-            problems.append(f"split {split} from {source}: sequences not on disk: {', '.join(missing)}")
+            # A split file naming absent sequences is broken; the built-in list only meets a partial copy.
+            text = f"split {split} from {source}: sequences not on disk: {', '.join(missing)}"
+            problems.append(DataFault(text) if listing else text)
         names = [name for name in names if name in present]
         if not names:
             raise DataError(root, f"no sequence of split {split} (listed in {source}) is present")
+        if listing is not None and listing.suffix == ".txt":
+            for relative in _listed_files_missing(listing, base, names):
+                problems.append(DataFault(f"{listing}: lists {relative}, which is not on disk"))
     sequences = [_read_sequence(base, resolution, seq, problems) for seq in names]
     return finish(NAME, root, sequences, problems, LAYOUT)

@@ -15,6 +15,7 @@ from scnn_lightning.data.io import IMAGE_SUFFIXES
 from scnn_lightning.data.readers.common import (
     check_split,
     finish,
+    is_hidden,
     natural_key,
     note,
     pair_by_stem,
@@ -30,8 +31,14 @@ FOLDER_PAIRS = (("img", "gt"), ("DUTS-TR-Image", "DUTS-TR-Mask"), ("DUTS-TE-Imag
 
 
 def _tree_images(folder: Path, problems: list[str]) -> list[Path]:
-    """Image files anywhere below `folder`, naturally sorted by relative path; other files noted."""
-    files = [p for p in folder.rglob("*") if p.is_file()]
+    """Image files anywhere below `folder`, naturally sorted by relative path; other files noted.
+
+    Hidden files and anything inside hidden folders (`__MACOSX/`, `.ipynb_checkpoints/`) are skipped.
+    """
+    files = [
+        p for p in folder.rglob("*")
+        if p.is_file() and not any(is_hidden(Path(part)) for part in p.relative_to(folder).parts)
+    ]
     images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
     note(problems, f"{folder}: skipped non-image files", sorted(set(files) - set(images)))
     return sorted(images, key=lambda p: natural_key(p.relative_to(folder).as_posix()))

@@ -17,6 +17,7 @@ from scnn_lightning.data.readers.common import (
     check_split,
     find_dir,
     finish,
+    is_hidden,
     list_images,
     note,
     require_root,
@@ -66,7 +67,7 @@ def parse_def_dat(path: Path) -> list[tuple[str, str | None]]:
 
 def _gt_candidates(gt_folder: Path, seq: str, problems: list[str]) -> list[tuple[Path, str | None]]:
     """(GT path, input frame name) from Def.dat, else from a glob: .ppm first, then .pgm."""
-    definitions = sorted(gt_folder.glob("*Def.dat"))
+    definitions = sorted(p for p in gt_folder.glob("*Def.dat") if not is_hidden(p))
     preferred = gt_folder / f"{seq}Def.dat"
     definition = preferred if preferred.is_file() else (definitions[0] if definitions else None)
     if definition is not None:
@@ -77,7 +78,7 @@ def _gt_candidates(gt_folder: Path, seq: str, problems: list[str]) -> list[tuple
             return [(gt_folder / gt, frame) for gt, frame in entries if (gt_folder / gt).is_file()]
         problems.append(f"{definition}: no 'File name:' entries, ground truth found by file listing")
     for suffix in (".ppm", ".pgm"):
-        found = [p for p in sorted(gt_folder.glob(f"*{suffix}")) if "PROB" not in p.name]
+        found = [p for p in sorted(gt_folder.glob(f"*{suffix}")) if "PROB" not in p.name and not is_hidden(p)]
         if found:
             return [(p, None) for p in found]
     return []

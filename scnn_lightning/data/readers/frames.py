@@ -18,6 +18,7 @@ from scnn_lightning.data.readers.common import (
     require_root,
     subfolders,
     unlabelled,
+    visible_children,
 )
 from scnn_lightning.data.records import DatasetIndex, FrameRef, SequenceRef
 from scnn_lightning.errors import DataError
@@ -56,7 +57,7 @@ def read_frames(root: str | Path, split: str | None = None) -> DatasetIndex:
     check_split(NAME, root, split, SPLITS)
     problems: list[str] = []
     top = _folder_sequence(root, problems)
-    videos = sorted(p for p in root.iterdir() if _is_video(p))
+    videos = sorted(p for p in visible_children(root) if _is_video(p))
     folders = subfolders(root)
     if top.frames:
         # Images directly here: this folder is the sequence; anything nested is not part of it.

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from scnn_lightning.data.readers.common import (
+    DataFault,
     check_split,
     finish,
     list_images,
@@ -47,7 +48,7 @@ def _sequence_names(base: Path, problems: list[str]) -> list[str]:
     listed = [name for name in listed if name]
     missing = [name for name in listed if name not in present]
     if missing:
-        problems.append(f"{listing}: listed sequences without a JPEGImages/ folder: {', '.join(missing)}")
+        problems.append(DataFault(f"{listing}: listed sequences without a JPEGImages/ folder: {', '.join(missing)}"))
     unlisted = [name for name in present if name not in listed]
     if unlisted:
         problems.append(f"{listing}: JPEGImages/ folders not listed, skipped: {', '.join(unlisted)}")
@@ -67,7 +68,7 @@ def _frame_files(base: Path, seq: str, problems: list[str]) -> list[Path]:
     stems = ([lines[0]] if lines and lines[0] in by_stem else []) + lines[1:]
     unknown = [s for s in stems if s not in by_stem]
     if unknown:
-        problems.append(f"{listing}: stems without a frame file: {', '.join(unknown[:5])}")
+        problems.append(DataFault(f"{listing}: stems without a frame file: {', '.join(unknown)}"))
     return [by_stem[s] for s in stems if s in by_stem]
 
 
