@@ -178,6 +178,9 @@ def run_baselines(davis: Path, saliency: Path, out: Path, work: Path, *, label_e
     """Every baseline row on DAVIS val; returns the rows of baselines.csv."""
     started = time.time()
     folders = model_folders(saliency)
+    clashes = sorted(set(folders) & {CENTRE, FUSED, *CLASSICAL_MODELS})
+    if clashes:
+        raise DataError(saliency, f"model folders named like our own rows: {', '.join(clashes)}; rename them")
     sources = fusion_sources(list(fusion), folders)
     fit_frames = budgeted_frames(davis, label_every)
     weights = fit_weights(sources, fit_frames)

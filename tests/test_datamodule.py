@@ -67,6 +67,8 @@ def test_label_budget_keeps_every_kth_labelled_frame():
     sparse = seq("b", 10, labelled=(1, 4, 7, 9))
     assert [i for i in range(10) if budget_keeps(sparse, i, 2)] == [1, 7]
     assert all(budget_keeps(s, i, None) for i in range(10))
+    stills = seq("stills", 10, labelled=range(10), temporal=False)  # stage-1 images are never thinned
+    assert all(budget_keeps(stills, i, 5) for i in range(10))
 
 
 def test_merged_sources_pairs_and_label_kinds(clips, duts):

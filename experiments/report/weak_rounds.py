@@ -23,34 +23,49 @@ def read_rounds(run_dir: Path) -> list[dict]:
 
 def plot_weak_rounds(records: list[tuple[str, list[dict]]], path: Path) -> None:
     """One row per run: weights per source | held-out quality | share of label pixels changed."""
-    fig = new_figure((13, 3.2 * len(records)))
-    axes = fig.subplots(len(records), 3, squeeze=False)
-    for (label, manifests), (weights_ax, quality_ax, change_ax) in zip(records, axes):
-        sources = list(dict.fromkeys(name for m in manifests for name in m["sources"]))
-        for i, name in enumerate(sources):  # a source is drawn in the rounds it was fused in
-            fused = [(m["round"], m["weights"][name]) for m in manifests if name in m["weights"]]
-            weights_ax.plot(*zip(*fused), marker="o", label=name, **style(i))
-        weights_ax.set(title=f"{label}: fusion weights (Eq. 8)", xlabel="round", ylabel="weight", ylim=(-0.03, 1.03))
-        for i, (key, name) in enumerate(QUALITY.items()):
-            points = [(m["round"], m.get("quality", {}).get(key)) for m in manifests]
-            points = [(r, v) for r, v in points if v is not None]
-            if points:
-                quality_ax.plot(*zip(*points), marker="o", label=name, **style(i))
-        alone = [(m["round"], m["quality"]["sources"][PREDICTION]["label_iou"]) for m in manifests
-                 if PREDICTION in m.get("quality", {}).get("sources", {})]
-        if alone:
-            quality_ax.plot(*zip(*alone), marker="x", color="grey", linestyle=":", label="network alone: label IoU")
-        quality_ax.set(title="held-out label quality", xlabel="round", ylim=(-0.03, 1.03))
-        changed = [(m["round"], m["stats"].get("changed_fraction")) for m in manifests]
-        changed = [(r, v) for r, v in changed if v is not None]
-        if changed:
-            change_ax.bar(*zip(*changed), color=style(0)["color"])
-        change_ax.set(title="label pixels changed since the last round", xlabel="round", ylabel="fraction")
-        for ax in (weights_ax, quality_ax):
-            ax.grid(True, alpha=0.3)
-            ax.legend(loc="best", fontsize="small")
+    fig = new_figure((13, 4.0 * len(records)))
+    for (label, manifests), axes in zip(records, fig.subplots(len(records), 3, squeeze=False)):
+        _plot_weights(axes[0], label, manifests)
+        _plot_quality(axes[1], manifests)
+        _plot_changes(axes[2], manifests)
     fig.tight_layout()
     save(fig, path)
+
+
+def _plot_weights(ax, label: str, manifests: list[dict]) -> None:
+    sources = list(dict.fromkeys(name for m in manifests for name in m["sources"]))
+    for i, name in enumerate(sources):  # a source is drawn in the rounds it was fused in
+        ax.plot(*zip(*[(m["round"], m["weights"][name]) for m in manifests if name in m["weights"]]),
+                marker="o", label=name, **style(i))
+    ax.set(title=f"{label}: fusion weights (Eq. 8)", xlabel="round", ylabel="weight", ylim=(-0.03, 1.03))
+    ax.grid(True, alpha=0.3)
+    _legend_below(ax)
+
+
+def _plot_quality(ax, manifests: list[dict]) -> None:
+    lines = {name: [(m["round"], m.get("quality", {}).get(key)) for m in manifests] for key, name in QUALITY.items()}
+    lines["network alone: label IoU"] = [(m["round"], m.get("quality", {}).get("sources", {}).get(PREDICTION, {})
+                                          .get("label_iou")) for m in manifests]
+    for i, (name, points) in enumerate(lines.items()):
+        points = [(r, v) for r, v in points if v is not None]  # older manifests lack some entries
+        if points:
+            ax.plot(*zip(*points), marker="o", label=name, **style(i))
+    ax.set(title="held-out label quality", xlabel="round", ylim=(-0.03, 1.03))
+    ax.grid(True, alpha=0.3)
+    _legend_below(ax)
+
+
+def _legend_below(ax) -> None:
+    """Under the axes: the lines span the whole plot, any legend inside would hide some."""
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=3, fontsize="small", frameon=False)
+
+
+def _plot_changes(ax, manifests: list[dict]) -> None:
+    changed = [(m["round"], m["stats"].get("changed_fraction")) for m in manifests]
+    changed = [(r, v) for r, v in changed if v is not None]
+    if changed:
+        ax.bar(*zip(*changed), color=style(0)["color"])
+    ax.set(title="label pixels changed since the last round", xlabel="round", ylabel="fraction")
 
 
 def _table(manifests: list[dict]) -> list[str]:

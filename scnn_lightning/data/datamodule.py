@@ -147,8 +147,9 @@ def select_fusion_holdout(labelled: list[Entry], fraction: float, seed: int) -> 
 
 
 def budget_keeps(seq: SequenceRef, index: int, label_every: int | None) -> bool:
-    """Label budget, FBMS style: keep the manual label of every k-th labelled frame of a sequence."""
-    if label_every is None or label_every <= 1:
+    """Label budget, FBMS style: keep the manual label of every k-th labelled frame of a video. Still-image
+    sets (stage 1) keep all of theirs: the budget models sparse video annotation, not fewer images."""
+    if label_every is None or label_every <= 1 or not seq.temporal:
         return True
     labelled = [i for i, f in enumerate(seq.frames) if f.labelled]
     return index in labelled[::label_every]
