@@ -110,3 +110,13 @@ def test_provider_needs_classifier_for_superpixel_prior(trained):
     maps = MotionProvider(prior="superpixel", classifier=path).maps(seq, 1)
     assert maps.pt.shape == maps.flow_gray.shape == discs[1].shape
     assert maps.pt[discs[1]].mean() > maps.pt[~discs[1]].mean() + 0.5
+
+
+def test_saving_a_classifier_twice_gives_the_same_bytes(tmp_path):
+    """A resumed or repeated run must be able to compare classifier files byte for byte."""
+    torch.manual_seed(0)
+    clf = RegionClassifier.untrained(VGG16Backbone(width=0.125))
+    clf.save(tmp_path / "a.pt")
+    clf.save(tmp_path / "b.pt")
+    assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()
+    assert RegionClassifier.load(tmp_path / "b.pt").flow == "dis"

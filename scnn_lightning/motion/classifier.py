@@ -127,8 +127,10 @@ class RegionClassifier:
     def save(self, path: str | Path) -> None:
         payload = self._payload()
         payload["digest"] = payload_digest(payload)
-        with atomic_path(path) as tmp:
-            torch.save(payload, tmp)
+        # Through a file object: given a path, torch.save records the (random) temporary name in the archive,
+        # and the same classifier would give different bytes on every save.
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            torch.save(payload, f)
 
     @classmethod
     def load(cls, path: str | Path) -> "RegionClassifier":
