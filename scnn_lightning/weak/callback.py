@@ -52,7 +52,7 @@ from scnn_lightning.weak.fit import (
     logit_bins,
     platt_calibration,
 )
-from scnn_lightning.weak.fusion import fuse_maps, otsu_label, simplex_qp_solution
+from scnn_lightning.weak.fusion import simplex_qp_solution, weak_label
 from scnn_lightning.weak.source_cache import SourceMapCache, refresh_loader
 from scnn_lightning.weak.sources import PREDICTION, build_sources
 from scnn_lightning.weak.store import WeakLabelStore
@@ -213,7 +213,7 @@ class WeakLabelRefresh(Callback):
                 scores.add_heldout(maps[:, i], weights, gt[i])
         for maps, _, keys in self._fused_batches(dm, unlabelled_shard, pl_module, levels):
             for i, key in enumerate(keys):
-                label = otsu_label(fuse_maps(maps[:, i], weights))
+                label = weak_label(maps[:, i], weights)
                 writer.write(*key, label)
                 scores.add_label(label, self._previous_label(key))
         return scores
