@@ -6,7 +6,8 @@
 Per seed, stage 1 and the temporal prior's region classifier are trained once (`stage1_only=true`)
 and every variant's cascade is built from that checkpoint with that classifier, so the variants differ
 only in what the paper's ablation changes. The extra comparisons
-are the CRF switched off (`SCNN-noCRF`, paper Fig. 9), score maps from all blocks (`SCNN-allblocks`,
+are the CRF switched off (`SCNN-noCRF`, paper Fig. 9: the seed's SCNN model tested again with `crf=null`,
+not trained again), score maps from all blocks (`SCNN-allblocks`,
 Fig. 10; it needs its own stage 1 because its FCN has more score layers) and the flow-magnitude
 baseline in place of the paper's superpixel temporal prior (`SCNN-magnitude`).
 A run whose metrics.json exists is skipped, so an interrupted study resumes where it stopped; a run
@@ -26,8 +27,8 @@ from pathlib import Path
 
 from scnn_lightning.models.variants import VARIANTS
 
-EXTRAS = {  # option name -> (tag, variant, overrides, needs its own stage 1)
-    "crf": ("SCNN-noCRF", "SCNN", ["crf=null"], False),
+EXTRAS = {  # option name -> (tag, variant, overrides, needs its own stage 1); {seed_dir}: the seed's folder
+    "crf": ("SCNN-noCRF", "SCNN", ["crf=null", "stage2.ckpt={seed_dir}/SCNN/checkpoints/last.ckpt"], False),
     "upsample": ("SCNN-allblocks", "SCNN", ["model.upsample=all"], True),
     "magnitude": ("SCNN-magnitude", "SCNN", ["motion=magnitude"], False),
 }
@@ -46,6 +47,7 @@ def plan(out: Path, seeds: list[int], variants: list[str], extras: list[str], ov
             jobs.append((base / code, [f"ablation={code}", f"seed={seed}", *shared, *overrides]))
         for name in extras:
             tag, code, extra, own_stage1 = EXTRAS[name]
+            extra = [o.format(seed_dir=base) for o in extra]
             runs = [f"ablation={code}", f"tag={tag}", f"seed={seed}", *extra, *overrides]
             jobs.append((base / tag, runs if own_stage1 else [*runs, *shared]))
     return jobs

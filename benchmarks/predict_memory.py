@@ -8,6 +8,7 @@ network) and reads the child's peak RSS from `os.wait4`; streaming means the pea
 `speed` runs it on a generated video with a random-weight network of the given width (SCNN with the
 superpixel prior and an untrained region classifier: the same cost as trained ones), with and without
 the CRF, and reports timings.json (frames/s, seconds per step). Results are printed as JSON.
+`python -m benchmarks.predict_fps` does the same with a real checkpoint on real frames (`with_and_without_crf`).
 """
 
 from __future__ import annotations
@@ -53,9 +54,12 @@ def random_run(root: Path, *, width: float, fc_channels: int, seed: int = 0) -> 
     return save_inference_checkpoint(module, root / "checkpoints" / "last.ckpt")
 
 
-def run_predict(args: list[str], threads: int) -> tuple[dict, float, float]:
-    """(timings.json, peak RSS in MiB, wall seconds) of one predict subprocess."""
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(ROOT)}
+def run_predict(args: list[str], threads: int | None) -> tuple[dict, float, float]:
+    """(timings.json, peak RSS in MiB, wall seconds) of one predict subprocess (`threads`: its OMP_NUM_THREADS;
+    None keeps this process's environment, so torch uses its default)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if threads is not None:
+        env["OMP_NUM_THREADS"] = str(threads)
     out = Path(args[args.index("--out") + 1])
     start = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "scnn_lightning.predict", *args, "--no-progress"], env=env,
@@ -83,14 +87,22 @@ def memory(opts, work: Path) -> dict:
             "max_over_min_peak": round(max(peaks) / min(peaks), 3)}
 
 
+def with_and_without_crf(args: list[str], out: Path, threads: int | None) -> dict[str, dict]:
+    """{"crf": …, "no-crf": …}: timings.json of one predict run with `args` (all but --out and the CRF
+    option) under `out`/crf and `out`/no-crf, plus its peak RSS (MiB) and wall seconds (model loading included)."""
+    rows = {}
+    for crf in ("--crf", "--no-crf"):
+        name = crf.strip("-")
+        timings, rss, wall = run_predict([*args, "--out", str(out / name), crf], threads)
+        rows[name] = {**timings, "peak_rss_mib": round(rss, 1), "wall_s": round(wall, 2)}
+    return rows
+
+
 def speed(opts, work: Path) -> dict:
     ckpt = random_run(work / "run", width=opts.width, fc_channels=opts.fc_channels)
     video = synthetic_video(work / "clip.mp4", opts.frames[0], opts.size)
-    rows = {}
-    for crf in ("--crf", "--no-crf"):
-        timings, rss, wall = run_predict(["--input", str(video), "--ckpt", str(ckpt), "--out", str(work / crf),
-                                          crf, "--batch-size", str(opts.batch_size)], opts.threads)
-        rows[crf.strip("-")] = {**timings, "peak_rss_mib": round(rss, 1)}
+    rows = with_and_without_crf(["--input", str(video), "--ckpt", str(ckpt), "--batch-size", str(opts.batch_size)],
+                                work, opts.threads)
     return {"load_average": os.getloadavg(), "cpus": os.cpu_count(), "threads": opts.threads, "runs": rows}
 
 

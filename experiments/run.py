@@ -39,7 +39,7 @@ from scnn_lightning.models.variants import get_variant
 from scnn_lightning.models.vgg import DEFAULT_FC6
 from scnn_lightning.motion.classifier import index_of_entries, train_on_rank_zero, train_region_classifier
 from scnn_lightning.motion.provider import MotionProvider
-from scnn_lightning.training.checkpoints import AtomicCheckpointIO, checkpoint_stage, load_fcn
+from scnn_lightning.training.checkpoints import AtomicCheckpointIO, checkpoint_stage, checkpoint_variant, load_fcn
 from scnn_lightning.metrics.sod import scalar_scores
 from scnn_lightning.training.module import ImageStageModule, create_module
 from scnn_lightning.utils import write_json
@@ -167,6 +167,18 @@ def train_classifier_on_training_frames(cfg: DictConfig, stage1_ckpt: Path, path
                             epochs=cfg.motion.classifier_epochs, seed=cfg.seed)
 
 
+def tested_checkpoint(cfg: DictConfig, code: str) -> Path | None:
+    """`stage2.ckpt`: a finished stage-2 model of this variant to test instead of training one (the study's
+    SCNN-noCRF re-scores its seed's SCNN with `crf=null`); None when stage 2 is to be trained."""
+    if not cfg.stage2.get("ckpt"):
+        return None
+    path = Path(cfg.stage2.ckpt)
+    held = checkpoint_variant(path)
+    if held != code:
+        raise DataError(path, f"holds a {held} model, but this run's variant is {code} (ablation={held}?)")
+    return path
+
+
 def run(cfg: DictConfig) -> dict:
     """Run the schedule described in the module docstring; returns the test metrics."""
     started = time.time()
@@ -197,12 +209,13 @@ def run(cfg: DictConfig) -> dict:
         done = {"stage1_checkpoint": str(stage1_ckpt), "train_seconds": round(time.time() - started, 1)}
         write_json(out / "stage1.json", done)
         return done
+    trained = tested_checkpoint(cfg, variant.code)
     module = create_module(variant.code, **module_kwargs(cfg, out, cfg.stage2.lr, cfg.stage2.get("weight_decay")))
-    if resume_stage != "video":
+    if resume_stage != "video" and trained is None:
         module.init_from_stage1(load_fcn(stage1_ckpt))
     dm = datamodule(cfg, train=cfg.data.videos, val=cfg.data.val, test=cfg.data.test, motion=motion)
     callbacks = []
-    if variant.weak_labels:
+    if variant.weak_labels and trained is None:
         from scnn_lightning.weak.callback import WeakLabelRefresh
 
         w = cfg.weak
@@ -211,19 +224,23 @@ def run(cfg: DictConfig) -> dict:
                                           holdout_fraction=w.holdout_fraction, every_n_epochs=w.every_n_epochs,
                                           seed=cfg.seed, cache_dir=w.cache_dir))
     trainer = build_trainer(cfg, out, "stage2", out / "checkpoints", callbacks)
-    log.info("stage 2: the %s cascade on video, checkpoint %s%s", variant.code, out / "checkpoints" / "last.ckpt",
-             f", weak labels {out / 'weak_labels'}/round_NNN" if variant.weak_labels else "")
     with finishing_loggers(trainer):  # the test scores and media belong to the stage-2 run
-        trainer.fit(module, datamodule=dm, ckpt_path=cfg.ckpt_path if resume_stage == "video" else None)
-        log.info("stage 2 finished: %s", out / "checkpoints" / "last.ckpt")
+        if trained is None:
+            log.info("stage 2: the %s cascade on video, checkpoint %s%s", variant.code,
+                     out / "checkpoints" / "last.ckpt",
+                     f", weak labels {out / 'weak_labels'}/round_NNN" if variant.weak_labels else "")
+            trainer.fit(module, datamodule=dm, ckpt_path=cfg.ckpt_path if resume_stage == "video" else None)
+            log.info("stage 2 finished: %s", out / "checkpoints" / "last.ckpt")
+        else:
+            log.info("stage 2: not trained; testing the given %s checkpoint %s", variant.code, trained)
         log.info("test: predictions %s", out / "predictions")
-        trainer.test(module, datamodule=dm)
+        trainer.test(module, datamodule=dm, ckpt_path=str(trained) if trained else None)
 
     # Top level: every test frame pooled (the protocol's average over all sets); `datasets`: each test set alone.
     metrics = {"variant": variant.code, "tag": cfg.tag, "protocol": cfg.protocol, "crf": bool(cfg.crf), "seed": cfg.seed,
                **scalar_scores(module.test_scores),
                "datasets": {name: scalar_scores(s) for name, s in module.test_set_scores.items()},
-               "checkpoint": str(out / "checkpoints" / "last.ckpt"), "stage1_checkpoint": str(stage1_ckpt),
+               "checkpoint": str(trained or out / "checkpoints" / "last.ckpt"), "stage1_checkpoint": str(stage1_ckpt),
                "train_seconds": round(time.time() - started, 1)}
     if trainer.is_global_zero:
         write_json(out / "metrics.json", metrics)

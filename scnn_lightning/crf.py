@@ -13,7 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
+
+from scnn_lightning.utils import to_uint8_map
 
 
 @dataclass
@@ -75,3 +78,18 @@ def refine(image_rgb_uint8: np.ndarray, saliency_float01: np.ndarray, params: CR
     crf.addPairwiseBilateral(sxy=params.theta_alpha, srgb=params.theta_beta, rgbim=rgb, compat=params.w1)
     marginals = np.asarray(crf.inference(params.iterations), dtype=np.float32).reshape(2, h, w)
     return np.clip(marginals[1], 0.0, 1.0)
+
+
+def frame_size_map(saliency: np.ndarray, frame: np.ndarray, params: CRFParams | None) -> np.ndarray:
+    """The 8-bit map saved for `frame`: a network-size map in [0, 1] brought to the frame's size (bilinear),
+    refined there against the frame by the dense CRF when `params` is given, quantised as its PNG holds it.
+
+    The one rule for every saved map: the test step of training (`SaliencyModule.frame_map`) and predict
+    (`inference/stream.py`) both call it, so predict's PNGs are the runner's `predictions/`.
+    """
+    height, width = frame.shape[:2]
+    if saliency.shape != (height, width):
+        saliency = cv2.resize(saliency, (width, height), interpolation=cv2.INTER_LINEAR)
+    if params is not None:
+        saliency = refine(frame, np.clip(saliency, 0.0, 1.0), params)  # bilinear can overshoot [0, 1] by an ulp
+    return to_uint8_map(saliency)

@@ -13,7 +13,8 @@ Each variant gets exactly its own inputs (paper §IV-D): sFCN, OS and stage-1 ch
 (Eq. 6) needs the run's region classifier, found beside the checkpoint (`<run>/temporal/
 region_classifier.pt`) or given with `--classifier`; a run trained with the magnitude prior predicts
 with `--prior magnitude`. The dense CRF (Eq. 9–10) is on when the run was trained with one; `--no-crf`
-is the paper's Fig. 9 comparison. Interrupted runs resume: frames whose PNG exists are skipped.
+is the paper's Fig. 9 comparison. Maps are made as the run's test step makes the maps it scores (the CRF
+at the frame's size; see `inference/stream.py`). Interrupted runs resume: frames whose PNG exists are skipped.
 Defined edge cases (one-frame videos, frame sizes changing mid-sequence): see `inference/motion.py`.
 
 Bad input (unreadable video or frame, missing classifier, foreign checkpoint) ends the command with one

@@ -14,6 +14,7 @@ from scnn_lightning.errors import DataError
 from scnn_lightning.inference import motion as motion_module
 from scnn_lightning.inference import stream as stream_module
 from scnn_lightning.inference.motion import NO_MOTION_PT, MotionStep
+from scnn_lightning.motion.classifier import RegionClassifier
 from scnn_lightning.motion.provider import MotionProvider
 from scnn_lightning.predict import main, predict
 from tests.conftest import SHARED
@@ -198,6 +199,51 @@ def test_batch_size_does_not_change_the_maps(tmp_path, runs, video):
     for name in pngs(tmp_path / "b1"):
         diff = np.abs(gray(tmp_path / "b1" / name).astype(int) - gray(tmp_path / "b5" / name).astype(int))
         assert diff.max() <= 1, name
+
+
+def _tested_run(root: Path, data_dir: Path, trained: bool):
+    """A tiny SCNN run (superpixel prior, CRF on) at network size 40x56 on 48x64 test frames: trained end to
+    end, or (fast) the runner's test step alone on a random-weight checkpoint (`stage2.ckpt`, as the study's
+    SCNN-noCRF is tested). Returns its config and stage-2 checkpoint."""
+    import lightning
+    import torch
+
+    from experiments.run import module_kwargs, run
+    from scnn_lightning.inference.checkpoint import save_inference_checkpoint
+    from scnn_lightning.training.module import create_module
+    from tests.conftest import compose_run
+
+    overrides = ["ablation=SCNN", "data.size=[40,56]", "++trainer.limit_test_batches=1.0"]
+    if not trained:
+        cfg = compose_run(root, data_dir, overrides)
+        module = create_module("SCNN", **module_kwargs(cfg, root, lr=0.0))
+        stage1 = make_run(root / "given", "image", width=cfg.model.width, fc_channels=cfg.model.fc_channels)
+        classifier = root / "given" / "temporal" / "region_classifier.pt"
+        RegionClassifier.untrained(module.model.fcn1.backbone).save(classifier)
+        given = save_inference_checkpoint(module.eval(), root / "given" / "checkpoints" / "last.ckpt")
+        lightning_ckpt = {**torch.load(given, weights_only=True), "pytorch-lightning_version": lightning.__version__}
+        torch.save(lightning_ckpt, given)  # what Trainer.test(ckpt_path=) asks of a checkpoint besides the weights
+        overrides += [f"stage1.ckpt={stage1}", f"++stage2.ckpt={given}", f"motion.classifier={classifier}"]
+    cfg = compose_run(root, data_dir, overrides)
+    run(cfg)
+    return cfg, root / "checkpoints" / "last.ckpt" if trained else given
+
+
+@pytest.mark.parametrize("trained", [False, pytest.param(True, marks=pytest.mark.slow)])
+def test_predict_writes_the_runners_test_maps_byte_for_byte(tmp_path, data_dir, trained):
+    """predict with a run's checkpoint and batch size on the run's test frames writes exactly the PNGs the
+    runner's test step wrote (its `predictions/`, the maps its scores are of). Both resize the frame to the
+    network as the datamodule does, feed Pt as the motion cache's 8-bit values, and run the CRF at the
+    frame's size; any other way of making the inputs or the output changes some bytes."""
+    cfg, ckpt = _tested_run(tmp_path / "run", data_dir, trained)
+    timings = predict(cfg.data.generate.test.out, ckpt, tmp_path / "pred", dataset="davis",
+                      batch_size=cfg.data.batch_size, progress=False)
+    assert timings["crf"] > 0 and timings["network_size"] == [40, 56] and timings["resolution"] == [48, 64]
+    runner = sorted((tmp_path / "run" / "predictions" / "davis").rglob("*.png"))
+    assert len(runner) == timings["frames"] == 4
+    for png in runner:
+        mine = tmp_path / "pred" / png.parent.name / png.name
+        assert mine.read_bytes() == png.read_bytes(), png.relative_to(tmp_path)
 
 
 def _davsod_subset(root: Path, frames: int | None) -> Path:

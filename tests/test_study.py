@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +23,7 @@ def test_plan_shares_stage1_per_seed_and_gives_allblocks_its_own(tmp_path):
     assert "stage1_only=true" in by_dir["seed0/stage1"]
     assert any(a.startswith("stage1.ckpt=") and "seed0/stage1" in a for a in by_dir["seed0/SCNN-noCRF"])
     assert "crf=null" in by_dir["seed0/SCNN-noCRF"] and "tag=SCNN-noCRF" in by_dir["seed0/SCNN-noCRF"]
+    assert f"stage2.ckpt={tmp_path}/seed0/SCNN/checkpoints/last.ckpt" in by_dir["seed0/SCNN-noCRF"]  # not retrained
     assert not any(a.startswith("stage1.ckpt=") for a in by_dir["seed1/SCNN-allblocks"])
     assert "model.upsample=all" in by_dir["seed1/SCNN-allblocks"]
     assert all("data=benchmark" in args for _, args in jobs)
@@ -42,4 +44,7 @@ def test_tiny_study_runs_and_collects(tmp_path, data_dir):
     assert done.returncode == 0, done.stderr[-3000:]
     rows = list(csv.DictReader((results / "summary.csv").open()))
     assert {r["variant"] for r in rows} == {"OS", "SCNN", "SCNN-noCRF"}
+    no_crf = json.loads((study / "seed0" / "SCNN-noCRF" / "metrics.json").read_text())
+    assert no_crf["checkpoint"] == str(study / "seed0" / "SCNN" / "checkpoints" / "last.ckpt") and not no_crf["crf"]
+    assert not (study / "seed0" / "SCNN-noCRF" / "checkpoints").exists()  # SCNN's model tested again, no training
     assert (results / "report.md").is_file() and (results / "pr_curves.png").is_file()

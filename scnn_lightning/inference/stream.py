@@ -2,13 +2,17 @@
 
 Three stages connected by bounded queues, each frame passing once through each:
 
-    reader thread   decode frame (and its flow partner) → flow → motion map → resize to network size
+    reader thread   decode frame (and its flow partner) → flow → motion map → network inputs
     main thread     batches of `batch_size` frames through the network (one batch per network size)
-    writer thread   dense CRF (Eq. 9–10) → map resized to the frame size → PNG (atomic) → overlay video
+    writer thread   map resized to the frame size → dense CRF (Eq. 9–10) there → PNG (atomic) → overlay video
 
-Motion maps are computed at the frame's resolution and, like the frame, resized to the network size;
-the CRF refines the network-size map against the network-size frame (as the test step of training
-does), and only the final map is resized back to the frame.
+Each map is made as the test step of training makes the map it scores (`predictions/<set>/<seq>/`):
+the network inputs as a test item of `SaliencyDataModule` holds them (the frame and its motion maps,
+computed at the frame's resolution, resized bilinearly by `data.transforms.resize`; the motion maps
+rounded to 8 bits, as the motion cache serves them to training and testing), and the output through
+`crf.frame_size_map`: the network-size map resized to the frame, refined there by the CRF against the
+full-size frame, quantised to 8 bits. With the same frames in the same batches (the network's results
+move by an ulp with the batch's composition) the PNGs equal the runner's byte for byte.
 
 At most a few decoded frames live in the reader's window and `2 × batch_size` jobs in each queue, so
 peak memory does not grow with the number of frames. A frame whose PNG already exists is not processed
@@ -31,17 +35,18 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from scnn_lightning.crf import CRFParams, refine
+from scnn_lightning.crf import CRFParams, frame_size_map
 from scnn_lightning.data.io import read_frame
 from scnn_lightning.data.records import FrameRef, SequenceRef
-from scnn_lightning.data.transforms import to_tensor_image, to_tensor_map
+from scnn_lightning.data.transforms import resize, to_tensor_image, to_tensor_map
 from scnn_lightning.errors import DataError
 from scnn_lightning.inference.checkpoint import network_probability
 from scnn_lightning.inference.motion import MotionStep
 from scnn_lightning.inference.overlay import OverlayVideo, source_fps
+from scnn_lightning.motion.cache import from_stored
 from scnn_lightning.motion.flow import plan_flow
 from scnn_lightning.training.module import SaliencyModule
-from scnn_lightning.utils import write_png_map
+from scnn_lightning.utils import to_uint8_map, write_png_map
 
 STAGES = ("flow", "temporal_prior", "network", "crf")
 _END = object()  # end of a queue's stream
@@ -71,15 +76,11 @@ class Job:
     frame_size: tuple[int, int]
     done: bool  # its PNG existed: only shown in the overlay
     last: bool  # last frame of its sequence (closes the overlay video)
-    image: np.ndarray | None = None  # the frame, RGB uint8 (kept only for the overlay)
-    net_image: np.ndarray | None = None  # the frame at the network size (network and CRF input)
-    net_priors: dict[str, np.ndarray] = field(default_factory=dict)  # motion maps at the network size
+    image: np.ndarray | None = None  # the frame, RGB uint8 (the CRF and the overlay use it; None if not decoded)
+    net_size: tuple[int, int] | None = None
+    inputs: dict[str, torch.Tensor] = field(default_factory=dict)  # "image" and motion maps, (C, H, W) at net_size
     saliency: np.ndarray | None = None  # network-size map in [0, 1]
     seconds: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def net_size(self) -> tuple[int, int]:
-        return self.net_image.shape[:2]
 
 
 class _Failed:
@@ -120,6 +121,15 @@ def _resize(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(array, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
 
 
+def network_inputs(image: np.ndarray, maps: dict[str, np.ndarray], size: tuple[int, int]) -> dict[str, torch.Tensor]:
+    """A frame's network inputs at `size`, made as `SaliencyDataModule` makes a test item: normalised and
+    resized by torch (not cv2 on the uint8 frame, whose rounding would change the input), motion maps as
+    the 8-bit values the motion cache gives training and testing (every run config caches them)."""
+    sample = {"image": to_tensor_image(image)}
+    sample.update({name: to_tensor_map(from_stored(to_uint8_map(m))) for name, m in maps.items()})
+    return resize(sample, size)
+
+
 class FrameWindow:
     """The decoded frames of one sequence around the current one; older frames are dropped."""
 
@@ -157,24 +167,23 @@ def read_jobs(sequences: list[SequenceRef], settings: Settings) -> Iterator[Job]
                 continue
             image = window.get(index)
             job.frame_size = image.shape[:2]
-            job.image = image if settings.overlay else None
+            job.image = image
             if not job.done:
-                net_size = settings.size or rounded_size(job.frame_size)
-                job.net_image = _resize(image, net_size)
+                job.net_size = settings.size or rounded_size(job.frame_size)
+                maps = {}
                 if settings.motion is not None:
                     partner, rule = _partner(sequence, index)
                     partner_image = None if partner is None else window.get(partner)
                     maps, job.seconds = settings.motion(image, partner_image, rule)
-                    job.net_priors = {name: _resize(m, net_size) for name, m in maps.items()}
+                job.inputs = network_inputs(image, maps, job.net_size)
             yield job
 
 
 def run_network(jobs: list[Job], settings: Settings) -> None:
     """Network stage: one batch of same-size frames; the time is shared equally among them."""
     device = settings.device
-    image = torch.stack([to_tensor_image(j.net_image) for j in jobs]).to(device)
-    priors = {name: torch.stack([to_tensor_map(j.net_priors[name]) for j in jobs]).to(device)
-              for name in jobs[0].net_priors}
+    priors = {name: torch.stack([j.inputs[name] for j in jobs]).to(device) for name in jobs[0].inputs}
+    image = priors.pop("image")
     start = time.perf_counter()
     maps = network_probability(settings.module, image, priors)
     if device.type == "cuda":
@@ -182,7 +191,7 @@ def run_network(jobs: list[Job], settings: Settings) -> None:
     share = (time.perf_counter() - start) / len(jobs)
     for job, saliency in zip(jobs, maps.float().cpu().numpy()):
         job.saliency, job.seconds["network"] = saliency, share
-        job.net_priors = {}
+        job.inputs = {}
 
 
 class Writer(threading.Thread):
@@ -216,13 +225,12 @@ class Writer(threading.Thread):
         if job.done:
             full = None
         else:
-            saliency = job.saliency
-            if s.crf is not None:
-                start = time.perf_counter()
-                saliency = refine(job.net_image, saliency, s.crf)
+            start = time.perf_counter()
+            saved = frame_size_map(job.saliency, job.image, s.crf)
+            if s.crf is not None:  # the resize beside the CRF is a fraction of a millisecond
                 job.seconds["crf"] = time.perf_counter() - start
-            full = _resize(saliency.astype(np.float32), job.frame_size)
-            write_png_map(job.png, full)
+            write_png_map(job.png, saved)
+            full = saved.astype(np.float32) / 255.0  # the overlay shows what the PNG holds, as on a resumed run
             self.processed += 1
             self.first = self.first or job
             for key, value in job.seconds.items():

@@ -44,6 +44,14 @@ def checkpoint_stage(path: str | Path) -> str:
     return ckpt["scnn"]["stage"]
 
 
+def checkpoint_variant(path: str | Path) -> str:
+    """The variant code a stage-2 checkpoint holds ('image' for a stage-1 one)."""
+    ckpt = read_checkpoint(path, mmap=True)
+    if "scnn" not in ckpt:
+        raise DataError(path, "not an scnn-lightning checkpoint (no 'scnn' entry)")
+    return ckpt["scnn"]["variant"]
+
+
 def load_fcn(path: str | Path) -> FCN:
     """The stage-1 FCN of a checkpoint (or FCN1 of a cascade checkpoint when it has one)."""
     ckpt = read_checkpoint(path)

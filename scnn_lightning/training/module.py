@@ -10,13 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-import cv2
 import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.loggers import WandbLogger
 
-from scnn_lightning.crf import CRFParams, refine
+from scnn_lightning.crf import CRFParams, frame_size_map, refine
 from scnn_lightning.data.transforms import to_uint8_image
 from scnn_lightning.metrics.functional import saved_map_scores
 from scnn_lightning.metrics.sod import SODMetrics, scalar_scores
@@ -26,7 +25,7 @@ from scnn_lightning.models.losses import balanced_bce
 from scnn_lightning.models.variants import Variant, get_variant
 from scnn_lightning.models.vgg import DEFAULT_FC6, load_imagenet_vgg16
 from scnn_lightning.training.wandb_media import PANELS, log_wandb_media
-from scnn_lightning.utils import to_uint8_map, write_png_map
+from scnn_lightning.utils import write_png_map
 
 
 class SaliencyModule(L.LightningModule):
@@ -122,13 +121,8 @@ class SaliencyModule(L.LightningModule):
 
     def frame_map(self, saliency: np.ndarray, frame: np.ndarray) -> np.ndarray:
         """A network-size map brought to `frame`'s size (bilinear), refined there by the CRF when it is on,
-        as the 8-bit values its PNG holds."""
-        height, width = frame.shape[:2]
-        if saliency.shape != (height, width):
-            saliency = cv2.resize(saliency, (width, height), interpolation=cv2.INTER_LINEAR)
-        if self.crf_params is not None:
-            saliency = refine(frame, np.clip(saliency, 0.0, 1.0), self.crf_params)
-        return to_uint8_map(saliency)
+        as the 8-bit values its PNG holds (`crf.frame_size_map`, which predict uses too)."""
+        return frame_size_map(saliency, frame, self.crf_params)
 
     def on_test_epoch_end(self) -> None:
         """`test_scores`: every test frame pooled; `test_set_scores`: per test set (all ranks reduced)."""
