@@ -3,10 +3,13 @@ two-stage scheme end to end on tiny DAVIS/DUTS/saliency-map layouts, and (when p
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
+import cv2
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
@@ -14,9 +17,12 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import InterpolationToMissingValueError
 
 from ablations.launch import command
+from ablations.ship import ship
 from experiments.run import datamodule, run
 from scnn_lightning.data.datamodule import load_sequences, split_train_val
 from scnn_lightning.data.readers import load_index
+from scnn_lightning.evaluate import evaluate_folders
+from scnn_lightning.predict import main as predict_main
 from scnn_lightning.weak.sources import FolderSource, build_sources
 from tests.conftest import CONFIG_DIR, SHARED
 from tests.davis_fixture import blurred_truth, saliency_folders, tiny_davis, tiny_duts
@@ -80,9 +86,21 @@ def tiny_layouts(tmp_path_factory) -> dict[str, Path]:
             "saliency": saliency_folders(root / "maps", davis, {"csnet-x1": blurred_truth, "csnet-x2": blurred_truth})}
 
 
-def test_the_study_runs_end_to_end_on_tiny_layouts(tmp_path, tiny_layouts):
-    cfg = compose_davis([*roots(**tiny_layouts), *TINY_RUN, "ablation=SCNN"], out=tmp_path)
+@pytest.fixture(scope="module")
+def tiny_scnn_run(tmp_path_factory, tiny_layouts) -> tuple[Path, dict]:
+    """A finished SCNN run on the tiny layouts, with the .hydra files Hydra would have written."""
+    out = tmp_path_factory.mktemp("scnn_run")
+    overrides = [*roots(**tiny_layouts), *TINY_RUN, "ablation=SCNN"]
+    cfg = compose_davis(overrides, out=out)
     metrics = run(cfg)
+    (out / ".hydra").mkdir()
+    OmegaConf.save(cfg, out / ".hydra" / "config.yaml")
+    OmegaConf.save(OmegaConf.create(["data=davis", "weak=davis", *overrides]), out / ".hydra" / "overrides.yaml")
+    return out, metrics
+
+
+def test_the_study_runs_end_to_end_on_tiny_layouts(tiny_scnn_run, tiny_layouts):
+    tmp_path, metrics = tiny_scnn_run
     written = json.loads((tmp_path / "metrics.json").read_text())
     assert set(written["datasets"]) == {"davis-val"} and written["datasets"]["davis-val"]["frames"] == 2
     assert 0.0 <= metrics["mae"] <= 1.0
@@ -95,6 +113,34 @@ def test_the_study_runs_end_to_end_on_tiny_layouts(tmp_path, tiny_layouts):
         assert manifest["frames"] and {seq for seq, _ in manifest["frames"]} <= train  # weak labels: train only
     val = load_index("davis", tiny_layouts["davis"], "val").sequences
     assert {p.parent.name for p in (tmp_path / "predictions").rglob("*.png")} <= {s.name for s in val}
+
+
+def test_ship_writes_weights_card_and_scores_that_predict_and_evaluate_give(tmp_path, tiny_scnn_run, tiny_layouts):
+    run_dir, _ = tiny_scnn_run
+    weights, results = tmp_path / "weights", tmp_path / "results"
+    shown = [s.name for s in load_index("davis", tiny_layouts["davis"], "val").sequences]
+    card = ship(run_dir, tiny_layouts["davis"], weights, results, tmp_path / "work", figure=tmp_path / "fig.png",
+                show=tuple(shown))
+    assert cv2.imread(str(tmp_path / "fig.png")).shape == (40 * len(shown), 56 * 4, 3)  # frame|truth|map|overlay
+    assert (weights / "scnn-davis.ckpt").is_file() and (weights / "temporal" / "region_classifier.pt").is_file()
+    assert "optimizer_states" not in torch.load(weights / "scnn-davis.ckpt", weights_only=True)
+    written = json.loads((weights / "scnn-davis.json").read_text())
+    assert written == json.loads(json.dumps(card))
+    val = written["metrics"]["davis_val"]
+    assert {"mae", "s_measure", "max_f", "mean_e", "frames"} <= set(val) and val["frames"] == 5  # the whole val clip
+    assert written["predict_defaults"]["crf"] is True and written["training"]["from_scratch"] is True
+    assert "CC BY-NC 4.0" in written["licence"] and "CC BY-NC-SA 4.0" in written["licence"]
+    with (results / "shipped_per_sequence.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0])[:5] == ["sequence", "frames", "mae", "s_measure", "max_f"]
+    assert sum(int(r["frames"]) for r in rows) == 5
+    # Re-checking as a user would: predict with the shipped file + evaluate give the committed figures.
+    assert predict_main(["--ckpt", str(weights / "scnn-davis.ckpt"), "--input", str(tiny_layouts["davis"]),
+                         "--dataset", "davis", "--split", "val", "--out", str(tmp_path / "again"),
+                         "--no-progress"]) == 0
+    again = evaluate_folders(tmp_path / "again", tiny_layouts["davis"], tmp_path / "again_eval", dataset="davis",
+                             split="val", temporal=False)
+    assert again["mae"] == pytest.approx(val["mae"], abs=1e-12)
 
 
 needs_real = pytest.mark.skipif(not all(p.is_dir() for p in REAL_ROOTS.values()),
