@@ -1,7 +1,8 @@
 """`python -m experiments.compare RUN_DIR... --out DIR`: one comparison report over finished runs.
 
     python -m experiments.compare logs/runs/SCNN/* logs/runs/sFCN/* --out reports/ablation \
-        [--gt data/DAVIS --dataset davis --split val] [--test-set davis-val] [--frames 6]
+        [--gt data/DAVIS --dataset davis --split val] [--test-set davis-val] [--frames 6] \
+        [--baselines ablations/results/davis/baselines.json]
 
 Runs of the same variant (and CRF setting and protocol) are pooled over their seeds. Writes under DIR:
   report.md         scores per variant (mean ± std over seeds, best in bold; all test frames pooled, then
@@ -13,6 +14,12 @@ Runs of the same variant (and CRF setting and protocol) are pooled over their se
   overview.png      the three figures in one picture
   weak_rounds.png   per-round fusion weights and held-out weak-label quality (Fig. 4), for runs with weak labels
 Mixing evaluation protocols is allowed but flagged in the report and on stderr.
+
+`--baselines FILE` (baselines.json of `python -m ablations.baselines`) adds its reference maps as rows
+marked "(map)" to the scores table and summary.csv (column `kind`), grey dashed curves to pr_curves.png
+(from baselines_curves.json beside it, when present) and hatched grey bars to mae_bars.png. They are scores
+of maps taken as they are: no seeds, no CRF. A protocol, test set or frame count that differs from the
+runs' is flagged like mixed protocols.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from pathlib import Path
 
 from experiments.report.figures import compose_overview, plot_mae_bars, plot_pr_curves
 from experiments.report.qualitative import plot_grid, rows_from_dataset, rows_from_predictions
+from experiments.report.references import References, load_references, reference_warnings
 from experiments.report.runs import LOWER_IS_BETTER, Run, VariantGroup, consistency_warnings, group_runs, load_run
 from experiments.report.tables import metrics_table, runtime_table, write_summary_csv
 from experiments.report.weak_rounds import weak_rounds_section
@@ -81,15 +89,33 @@ def _qualitative(groups: list[VariantGroup], out: Path, *, gt, dataset, split, t
     return True, []
 
 
+def _references_text(refs: References | None, test_set: str | None) -> list[str]:
+    if refs is None:
+        return []
+    where = f"`{refs.path}`" + (f" (made by `{refs.command}`)" if refs.command else "")
+    frames = ", ".join(str(n) for n in sorted(n for n in refs.frames() if n is not None)) or "an unrecorded number of"
+    curves = (f"their PR curves from `{refs.curves_path}`, drawn grey and dashed" if refs.curves_path is not None
+              else "no curves file beside it, so they have no PR curves")
+    return [f"Rows marked \"(map)\" are reference maps scored as they are, not trained (no seeds, no CRF): "
+            f"{len(refs.groups)} rows from {where}, {refs.protocol} protocol, {frames} frames"
+            + (f" of test set `{test_set}`" if test_set else "") + f"; {curves}; hatched grey bars in the MAE plot. "
+            "They count for the bold best values.", ""]
+
+
 def _markdown(groups, runs, warnings: list[str], *, has_pr: bool, has_grid: bool, gt, dataset, split,
-              test_set) -> str:
+              test_set, references: list[str] = (), preface: str = "") -> str:
+    trained = [g for g in groups if not g.reference]
     lines = ["# Comparison report", ""]
     lines += [f"> **Warning:** {w}" for w in warnings] + ([""] if warnings else [])
-    lines += [f"{len(runs)} run(s), {len(groups)} variant(s). Scores are mean ± sample std over seeds "
+    lines += [preface] if preface else []
+    lines += [f"{len(runs)} run(s), {len(trained)} variant(s)"
+              + (f", {len(groups) - len(trained)} reference map(s)" if references else "")
+              + ". Scores are mean ± sample std over seeds "
               f"(n runs); the best value of each column is in bold "
               f"({', '.join(sorted(LOWER_IS_BETTER))}: lower is better, the rest: higher). "
               "`protocol` is the evaluation protocol and `CRF` whether the dense CRF (Eq. 9-10) refined the maps.",
               "", "## Scores", "", "Every test frame pooled (each run's metrics.json top level).", "",
+              *references,
               metrics_table(groups), "", "Full precision: [summary.csv](summary.csv).", ""]
     lines += _per_set_tables(runs)
     lines += ["## PR curves and MAE", ""]
@@ -109,29 +135,40 @@ def _markdown(groups, runs, warnings: list[str], *, has_pr: bool, has_grid: bool
         lines += ["## Run time per component (Table II)", "",
                   "Mean seconds per frame over the runs that recorded `timings.json`.", "", runtime, ""]
     lines += ["## Runs", ""]
-    lines += [f"- {g.label}: " + ", ".join(f"`{r.path}` (seed {r.seed})" for r in g.runs) for g in groups]
+    lines += [f"- {g.label}: " + ", ".join(f"`{r.path}` (seed {r.seed})" for r in g.runs) for g in trained]
     return "\n".join(lines) + "\n"
 
 
-def build_report(run_dirs, out, *, gt=None, dataset=None, split=None, frames: int = 6, test_set=None) -> Path:
+def build_report(run_dirs, out, *, gt=None, dataset=None, split=None, frames: int = 6, test_set=None,
+                 baselines=None, preface: str = "", warnings=()) -> Path:
     """Write the comparison report of `run_dirs` under `out`; returns the path of `report.md`.
 
     `test_set`: whose maps the qualitative grid shows (`predictions/<test set>/`); by default the one
     `dataset`/`split` name if the runs recorded it, else the first test set they recorded.
+    `baselines`: a baselines.json whose reference maps join the table and figures (module docstring).
+    `preface`: markdown placed near the top (e.g. the commands that reproduce the report); `warnings`: more
+    problems to flag beside the report's own.
     """
     if gt is not None and dataset is None:
         raise ValueError("--gt needs --dataset (the reader for that root)")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     runs = _load_all(run_dirs)
-    groups = group_runs(runs)
-    warnings = consistency_warnings(runs, groups)
+    trained = group_runs(runs)
+    warnings = consistency_warnings(runs, trained) + list(warnings)
+    # The set the user named is the one the reference maps must share, even where the grid falls back to another.
+    named_set = test_set or (name_of_test_set(dataset, split) if dataset is not None else None)
     test_set = test_set or _default_test_set(runs, dataset, split)
+    refs = load_references(baselines) if baselines is not None else None
+    groups = trained + (refs.groups if refs is not None else [])
+    if refs is not None:
+        warnings += reference_warnings(refs, runs, named_set or test_set)
 
     write_summary_csv(out / "summary.csv", groups)
     has_pr = plot_pr_curves(groups, out / "pr_curves.png")
     plot_mae_bars(groups, out / "mae_bars.png")
-    has_grid, grid_warnings = _qualitative(groups, out, gt=gt, dataset=dataset, split=split, test_set=test_set,
+    # The grid shows the runs' own maps; the reference maps are not under any run's predictions/.
+    has_grid, grid_warnings = _qualitative(trained, out, gt=gt, dataset=dataset, split=split, test_set=test_set,
                                            frames=frames)
     warnings += grid_warnings
     compose_overview([out / "pr_curves.png"] * has_pr + [out / "mae_bars.png"],
@@ -142,7 +179,8 @@ def build_report(run_dirs, out, *, gt=None, dataset=None, split=None, frames: in
     report = out / "report.md"
     with atomic_path(report) as tmp:
         tmp.write_text(_markdown(groups, runs, warnings, has_pr=has_pr, has_grid=has_grid,
-                                 gt=gt, dataset=dataset, split=split, test_set=test_set)
+                                 gt=gt, dataset=dataset, split=split, test_set=test_set,
+                                 references=_references_text(refs, named_set or test_set), preface=preface)
                        + weak_rounds_section(runs, out))
     return report
 
@@ -160,12 +198,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test-set", help="test set whose maps the grid shows (predictions/<test set>/; default: "
                                            "the one --dataset/--split name if recorded, else the runs' first)")
     parser.add_argument("--frames", type=int, default=6, help="rows of the qualitative grid (0: no grid)")
+    parser.add_argument("--baselines", type=Path,
+                        help="baselines.json of python -m ablations.baselines: its reference maps join the table")
     args = parser.parse_args(argv)
     if args.gt is not None and args.dataset is None:
         parser.error("--gt needs --dataset")
     try:
         report = build_report(args.run_dirs, args.out, gt=args.gt, dataset=args.dataset, split=args.split,
-                              frames=args.frames, test_set=args.test_set)
+                              frames=args.frames, test_set=args.test_set, baselines=args.baselines)
     except DataError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

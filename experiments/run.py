@@ -7,11 +7,13 @@ stage 2 builds the variant's cascade from the stage-1 FCN and fine-tunes it on v
 label refresh of Algorithm 1 unless the variant turns it off; the test set is then evaluated (with the
 dense CRF unless `crf=null`). Everything goes under `hydra.run.dir`:
   stage1/checkpoints/last.ckpt, temporal/region_classifier.pt, weak_labels/round_*/,
-  checkpoints/last.ckpt (the final model), predictions/<test set>/<seq>/<frame>.png, metrics.json.
+  checkpoints/last.ckpt (the final model), predictions/<test set>/<seq>/<frame>.png, metrics.json,
+  per_sequence/<test set>.csv (the scores of each test sequence).
 """
 
 from __future__ import annotations
 
+import csv
 import logging
 import os
 import sys
@@ -35,6 +37,7 @@ from scnn_lightning.data.readers import load_index
 from scnn_lightning.data.synthetic import ensure_clips
 from scnn_lightning.data.verify import verify_data
 from scnn_lightning.errors import DataError
+from scnn_lightning.evaluate import SCALAR_KEYS
 from scnn_lightning.models.variants import get_variant
 from scnn_lightning.models.vgg import DEFAULT_FC6
 from scnn_lightning.motion.classifier import index_of_entries, train_on_rank_zero, train_region_classifier
@@ -42,7 +45,7 @@ from scnn_lightning.motion.provider import MotionProvider
 from scnn_lightning.training.checkpoints import AtomicCheckpointIO, checkpoint_stage, checkpoint_variant, load_fcn
 from scnn_lightning.metrics.sod import scalar_scores
 from scnn_lightning.training.module import ImageStageModule, create_module
-from scnn_lightning.utils import write_json
+from scnn_lightning.utils import atomic_path, write_json
 
 log = logging.getLogger("experiments.run")  # not __name__: that is "__main__" under `python -m`
 log.addFilter(lambda record: rank_zero_only.rank == 0)  # DDP: one copy of each line, from rank 0
@@ -244,11 +247,21 @@ def run(cfg: DictConfig) -> dict:
                "train_seconds": round(time.time() - started, 1)}
     if trainer.is_global_zero:
         write_json(out / "metrics.json", metrics)
+        write_sequence_scores(out / "per_sequence", module.test_sequence_scores)
         write_json(out / "pr_curve.json", {**_pr(module.test_scores),
                                            "datasets": {n: _pr(s) for n, s in module.test_set_scores.items()}})
         if cfg.report:
             write_run_report(cfg, out)
     return metrics
+
+
+def write_sequence_scores(folder: Path, by_set: dict[str, list[dict]]) -> None:
+    """`per_sequence/<test set>.csv`: each sequence's scores, in the columns `scnn_lightning.evaluate` writes."""
+    for name, rows in by_set.items():
+        with atomic_path(folder / f"{name}.csv") as tmp, tmp.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=["sequence", "frames", *SCALAR_KEYS], restval="")
+            writer.writeheader()
+            writer.writerows(rows)
 
 
 def _pr(scores: dict) -> dict:

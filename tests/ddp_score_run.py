@@ -47,7 +47,8 @@ def cpu_trainer(devices: int = 1) -> L.Trainer:
 
 def recorded(module: SaliencyModule) -> dict:
     return {"pooled": scalar_scores(module.test_scores),
-            "sets": {name: scalar_scores(s) for name, s in module.test_set_scores.items()}}
+            "sets": {name: scalar_scores(s) for name, s in module.test_set_scores.items()},
+            "sequences": module.test_sequence_scores}
 
 
 def main() -> None:

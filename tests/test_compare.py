@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 import statistics
 from pathlib import Path
@@ -11,9 +12,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from matplotlib import colors
 
 from experiments.compare import build_report, main
+from experiments.report import per_sequence
+from experiments.report.figures import group_styles, style
 from experiments.report.qualitative import choose_frames
+from experiments.report.runs import VariantGroup, load_run
 from experiments.run import run
 from scnn_lightning.errors import DataError
 from tests.conftest import compose_run
@@ -242,3 +247,155 @@ def test_runs_from_before_test_sets_were_recorded_still_report(runs, data_dir, t
     out = build_report([runs["sFCN"], old], tmp_path / "out", gt=data_dir / "synthetic" / "test", dataset="davis",
                        frames=2)
     assert "![qualitative](qualitative.png)" in out.read_text() and "Scores per test set" not in out.read_text()
+
+
+# --- reference maps (baselines.json of ablations.baselines) beside the runs -------------------------------
+
+REFERENCE_ROWS = [  # the layout `python -m ablations.baselines` writes (rounded scores, frames per row)
+    {"method": "csnet-x2", "mae": 0.0621, "s_measure": 0.8111, "max_f": 0.7389, "mean_f": 0.661, "max_e": 0.8845,
+     "mean_e": 0.8113, "w_f": 0.5671},
+    {"method": "centre", "mae": 0.3141, "s_measure": 0.5011, "max_f": 0.3652, "mean_f": 0.2508, "max_e": 0.7748,
+     "mean_e": 0.4772, "w_f": 0.1638},
+]
+
+
+def write_baselines(folder: Path, frames: int, *, protocol: str = "pysod", curves: bool = True) -> Path:
+    """A small baselines.json (+ baselines_curves.json for csnet-x2 only, and baselines_per_sequence.csv with one
+    sequence) as ablations/baselines.py lays them out."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = [{**row, "frames": frames} for row in REFERENCE_ROWS]
+    path = folder / "baselines.json"
+    path.write_text(json.dumps({"command": "python -m ablations.baselines --davis D", "protocol": protocol,
+                                "rows": rows}))
+    if curves:
+        recall = np.linspace(0, 1, 256)
+        (folder / "baselines_curves.json").write_text(json.dumps(
+            {"csnet-x2": {"precision": (0.9 - 0.4 * recall).tolist(), "recall": recall.tolist()}}))
+    with (folder / "baselines_per_sequence.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["method", "sequence", "frames", *list(REFERENCE_ROWS[0])[1:]])
+        writer.writeheader()
+        writer.writerows({**row, "sequence": "syn0000", "frames": frames} for row in REFERENCE_ROWS)
+    return path
+
+
+def test_reference_maps_join_the_table_and_summary(runs, tmp_path):
+    baselines = write_baselines(tmp_path / "base", metrics_of(runs["OT"])["frames"])
+    out = build_report([runs["sFCN"], runs["OT"]], tmp_path / "out", frames=0, baselines=baselines)
+    text = out.read_text()
+    rows = table_rows(out)
+    assert list(rows) == ["sFCN", "OT", "CSNet-x2 (map)", "centre prior (map)"]  # trained first, then maps
+    ref = rows["CSNet-x2 (map)"]
+    assert (ref["protocol"], ref["CRF"], ref["n"], ref["seeds"]) == ("pysod", "off", "—", "—")
+    assert ref["mae ↓"] == "**0.062**" and ref["max_f ↑"] == "**0.739**" and ref["adp_f ↑"] == "—"
+    assert rows["centre prior (map)"]["s_measure ↑"] == "0.501"
+    assert "Warning" not in text and "2 reference map(s)" in text and "grey and dashed" in text
+
+    with (out.parent / "summary.csv").open(newline="") as handle:
+        summary = {r["variant"]: r for r in csv.DictReader(handle)}
+    assert {v: r["kind"] for v, r in summary.items()} == {"sFCN": "trained", "OT": "trained",
+                                                          "csnet-x2": "reference map", "centre": "reference map"}
+    assert summary["csnet-x2"]["n"] == "" and summary["csnet-x2"]["runs"] == str(baselines)
+    assert float(summary["csnet-x2"]["mae_mean"]) == 0.0621 and summary["OT"]["n"] == "1"
+
+
+def test_summary_has_no_kind_column_without_reference_maps(report):
+    with (report.parent / "summary.csv").open(newline="") as handle:
+        assert "kind" not in next(csv.reader(handle))
+
+
+def test_reference_maps_are_grey_and_never_solid_and_leave_the_variants_colours():
+    trained = [VariantGroup(label=v, variant=v, protocol="pysod", crf=True, runs=[]) for v in ("sFCN", "SCNN")]
+    maps = [VariantGroup(label=f"{m} (map)", variant=m, protocol="pysod", crf=False, runs=[], reference=True)
+            for m in ("csnet-x1", "csnet-x2", "centre")]
+    styles = group_styles(trained + maps)
+    assert styles[:2] == [style(0), style(1)]
+    for ref in styles[2:]:
+        assert ref["linestyle"] != "-"
+        red, green, blue, _ = colors.to_rgba(ref["color"])
+        assert red == green == blue  # a grey
+    assert len({s["linestyle"] for s in styles[2:]}) == 3
+
+
+def test_reference_maps_of_other_frames_or_protocol_are_flagged(runs, tmp_path, capsys):
+    baselines = write_baselines(tmp_path / "base", 1376, protocol="davsod", curves=False)
+    out = build_report([runs["OT"]], tmp_path / "out", frames=0, baselines=baselines)
+    text = out.read_text()
+    assert "> **Warning:** the reference maps" in text and "davsod protocol" in text
+    assert "scored on 1376 frames" in text and str(runs["OT"]) in text
+    assert "no curves file beside it" in text  # no baselines_curves.json: rows without curves, not a crash
+    assert "scored on 1376 frames" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content, problem", [
+    ("{not json", "is not valid JSON"),
+    (json.dumps({"protocol": "pysod", "rows": []}), "'rows' must be a non-empty list"),
+    (json.dumps({"rows": REFERENCE_ROWS}), "records no evaluation 'protocol'"),
+    (json.dumps({"protocol": "pysod", "rows": [{**REFERENCE_ROWS[0], "mae": "NaN"}]}), "mae' must be a finite number"),
+    (json.dumps({"protocol": "pysod", "rows": [{"mae": 0.1}]}), r"rows\[0\] has no method name"),
+    (json.dumps({"protocol": "pysod", "rows": REFERENCE_ROWS + REFERENCE_ROWS[:1]}), "csnet-x2 appear in more"),
+])
+def test_malformed_baselines_file_is_an_error_naming_it(runs, tmp_path, content, problem):
+    bad = tmp_path / "broken_baselines.json"
+    bad.write_text(content)
+    with pytest.raises(DataError, match=rf"broken_baselines.json: .*{problem}"):
+        build_report([runs["OT"]], tmp_path / "out", frames=0, baselines=bad)
+
+
+def test_malformed_curves_file_is_an_error_naming_it(runs, tmp_path, capsys):
+    baselines = write_baselines(tmp_path / "base", 2)
+    curves = {"csnet-x2": {"precision": [0.5], "recall": []}}
+    (tmp_path / "base" / "baselines_curves.json").write_text(json.dumps(curves))
+    with pytest.raises(DataError, match=r"baselines_curves.json: csnet-x2.'recall' must be a non-empty list"):
+        build_report([runs["OT"]], tmp_path / "out", frames=0, baselines=baselines)
+    assert main([str(runs["OT"]), "--out", str(tmp_path / "cli"), "--baselines", str(baselines)]) == 1
+    assert "baselines_curves.json" in capsys.readouterr().err
+
+
+# --- per-sequence scores from a run's saved maps --------------------------------------------------------
+
+def test_per_sequence_scores_come_from_the_runner_when_it_wrote_them(runs, data_dir, tmp_path, monkeypatch):
+    def no_scoring(*args, **kwargs):
+        raise AssertionError("scored again although the run wrote its per-sequence scores")
+
+    monkeypatch.setattr(per_sequence, "evaluate_folders", no_scoring)
+    cache = tmp_path / "records" / "per_sequence.csv"
+    rows = per_sequence.score_sequences(load_run(runs["OT"]), "davis", gt=data_dir / "synthetic" / "test",
+                                        dataset="davis", split=None, cache=cache)
+    assert rows == per_sequence.read_rows(runs["OT"] / "per_sequence" / "davis.csv") == per_sequence.read_rows(cache)
+
+
+def test_per_sequence_scores_add_up_to_the_run_and_are_cached(runs, data_dir, tmp_path, monkeypatch):
+    older = copy_run(runs["OT"], tmp_path / "older_run")
+    shutil.rmtree(older / "per_sequence")  # a run from before the runner wrote them: scored from its maps
+    run = load_run(older)
+    gt = data_dir / "synthetic" / "test"
+    cache = tmp_path / "records" / "per_sequence.csv"
+    rows = per_sequence.score_sequences(run, "davis", gt=gt, dataset="davis", split=None, cache=cache)
+    recorded = metrics_of(older)["datasets"]["davis"]
+    assert sum(r["frames"] for r in rows) == recorded["frames"]
+    pooled = sum(r["frames"] * r["mae"] for r in rows) / recorded["frames"]
+    assert pooled == pytest.approx(recorded["mae"], abs=1e-9)  # the evaluator and the runner agree
+    assert per_sequence.agreement_warning(run, rows, "davis") is None
+
+    def no_scoring(*args, **kwargs):
+        raise AssertionError("scored again although the cache is newer than the maps")
+
+    monkeypatch.setattr(per_sequence, "evaluate_folders", no_scoring)
+    assert per_sequence.score_sequences(run, "davis", gt=gt, dataset="davis", split=None, cache=cache) == rows
+    newer = cache.stat().st_mtime + 10
+    a_map = next((older / "predictions" / "davis").rglob("*.png"))
+    os.utime(a_map, (newer, newer))  # a map rewritten after the cache: it must be scored again
+    with pytest.raises(AssertionError, match="scored again"):
+        per_sequence.score_sequences(run, "davis", gt=gt, dataset="davis", split=None, cache=cache)
+
+
+def test_per_sequence_scores_that_do_not_match_the_run_are_flagged(runs, data_dir, tmp_path):
+    datasets = metrics_of(runs["OT"])["datasets"]
+    datasets["davis"]["mae"] += 0.01
+    changed = copy_run(runs["OT"], tmp_path / "ot_changed", datasets=datasets)
+    shutil.rmtree(changed / "per_sequence")
+    changed = load_run(changed)
+    rows = per_sequence.score_sequences(changed, "davis", gt=data_dir / "synthetic" / "test", dataset="davis",
+                                        split=None)
+    assert "not the ones the run scored" in per_sequence.agreement_warning(changed, rows, "davis")
+    assert "cover 1 frames" in per_sequence.agreement_warning(changed, [{**rows[0], "frames": 1}], "davis")

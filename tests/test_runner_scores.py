@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from types import SimpleNamespace
 
@@ -40,6 +41,18 @@ def test_scores_equal_the_evaluator_on_the_written_maps(tmp_path, sources, proto
         assert evaluated["missing_predictions"] == evaluated["extra_predictions"] == []
         for key in SCALAR_KEYS:
             assert scores[key] == pytest.approx(evaluated[key], abs=1e-6), (name, key)
+        # Each sequence too: the runner's per_sequence/<set>.csv rows equal the evaluator's per_sequence.csv.
+        with (tmp_path / f"eval_{name}" / "per_sequence.csv").open() as handle:
+            expected = {r["sequence"]: r for r in csv.DictReader(handle)}
+        ours = {r["sequence"]: r for r in module.test_sequence_scores[name]}
+        assert set(ours) == set(expected) and len(ours) >= 1
+        for seq, row in ours.items():
+            assert row["frames"] == int(expected[seq]["frames"])
+            for key in SCALAR_KEYS:
+                if expected[seq][key] == "":  # davsod keeps no frame of a sequence this short
+                    assert key not in row
+                else:
+                    assert row[key] == pytest.approx(float(expected[seq][key]), abs=1e-9), (name, seq, key)
     pooled = module.test_scores
     assert pooled["frames"] == 9
     if protocol == "pysod":  # the top level weighs every test frame the same
@@ -61,6 +74,9 @@ def test_runner_records_each_test_set(tmp_path, data_dir, sources):
         assert set(metrics["datasets"][name]) == {*SCALAR_KEYS, "frames"}
         written = list((tmp_path / "predictions" / name).rglob("*.png"))
         assert metrics["datasets"][name]["frames"] == frames == len(written)
+        with (tmp_path / "per_sequence" / f"{name}.csv").open() as handle:
+            rows = list(csv.DictReader(handle))
+        assert list(rows[0]) == ["sequence", "frames", *SCALAR_KEYS] and sum(int(r["frames"]) for r in rows) == frames
     pr = json.loads((tmp_path / "pr_curve.json").read_text())
     assert len(pr["precision"]) == len(pr["datasets"]["davis"]["recall"]) == 256
     report = (tmp_path / "report" / "report.md").read_text()

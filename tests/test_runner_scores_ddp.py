@@ -41,6 +41,10 @@ def test_two_processes_score_like_one(tmp_path):
         for name in ("davis-val", "davis"):
             assert one["sets"][name] == pytest.approx(two["sets"][name], abs=1e-6), (protocol, name)
         assert one["pooled"] == pytest.approx(two["pooled"], abs=1e-6), protocol
+        for name in ("davis-val", "davis"):  # per sequence: every rank's frames gathered, none twice
+            assert [r["sequence"] for r in one["sequences"][name]] == [r["sequence"] for r in two["sequences"][name]]
+            for a, b in zip(one["sequences"][name], two["sequences"][name]):
+                assert a == pytest.approx(b, abs=1e-6), (protocol, name, a["sequence"])
         for name in ("davis-val", "davis"):  # every map written once, the same file names
             maps = [sorted(p.relative_to(root) for p in (root / name).rglob("*.png"))
                     for root in (tmp_path / "one" / protocol, tmp_path / "ddp" / protocol)]

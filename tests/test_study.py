@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import csv
 import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from ablations.collect import find_runs
 from ablations.launch import plan
 from tests.conftest import TINY_OVERRIDES
+from tests.test_compare import write_baselines
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,12 +44,49 @@ def test_tiny_study_runs_and_collects(tmp_path, data_dir):
     assert done.returncode == 0, done.stderr[-3000:]
     again = subprocess.run(launch, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and again.stdout.count("done already") == 4  # resumable: nothing reruns
-    collect = [sys.executable, "-m", "ablations.collect", str(study), "--out", str(results)]
+    tags = ("OS", "SCNN", "SCNN-noCRF")
+    metrics = {tag: json.loads((study / "seed0" / tag / "metrics.json").read_text()) for tag in tags}
+    baselines = write_baselines(tmp_path / "baselines", metrics["SCNN"]["frames"])
+    collect = [sys.executable, "-m", "ablations.collect", str(study), "--out", str(results),
+               "--gt", str(data_dir / "synthetic" / "test"), "--dataset", "davis", "--baselines", str(baselines)]
     done = subprocess.run(collect, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     rows = list(csv.DictReader((results / "summary.csv").open()))
-    assert {r["variant"] for r in rows} == {"OS", "SCNN", "SCNN-noCRF"}
+    assert {r["variant"]: r["kind"] for r in rows} == {**dict.fromkeys(tags, "trained"),
+                                                       "csnet-x2": "reference map", "centre": "reference map"}
+    report = (results / "report.md").read_text()
+    assert "Warning" not in report and "| CSNet-x2 (map) | pysod | off | — | — |" in report
+    # Reproducible: the launch command rebuilt from the runs' overrides is the one that made them.
+    assert shlex.join(["python", *launch[1:]]) in report and shlex.join(["python", *collect[1:]]) in report
+
+    # Records: each run's light files at its place under the study, and nothing heavy.
+    records = results / "runs" / "seed0"
+    expected = {f"{tag}/{name}" for tag in tags for name in ("metrics.json", "pr_curve.json", "config.yaml",
+                                                             "per_sequence.csv")}
+    manifests = {p.relative_to(study / "seed0").as_posix()
+                 for p in study.glob("seed0/*/weak_labels/round_*/manifest.json")}
+    assert {"OS/weak_labels/round_000/manifest.json", "SCNN/weak_labels/round_001/manifest.json"} <= manifests
+    assert {p.relative_to(records).as_posix() for p in records.rglob("*") if p.is_file()} == expected | manifests
+    assert json.loads((records / "SCNN" / "metrics.json").read_text()) == metrics["SCNN"]
+
+    # Per-sequence scores: every run's add up to its own metrics; the baselines' rows follow.
+    per_sequence = list(csv.DictReader((results / "per_sequence.csv").open()))
+    for tag in tags:
+        mine = [r for r in per_sequence if r["method"] == tag and r["kind"] == "trained" and r["seed"] == "0"]
+        frames = sum(int(r["frames"]) for r in mine)
+        assert frames == metrics[tag]["frames"]
+        assert sum(int(r["frames"]) * float(r["mae"]) for r in mine) / frames == pytest.approx(metrics[tag]["mae"])
+    assert [(r["method"], r["kind"]) for r in per_sequence[-2:]] == [("csnet-x2", "reference map"),
+                                                                    ("centre", "reference map")]
     no_crf = json.loads((study / "seed0" / "SCNN-noCRF" / "metrics.json").read_text())
     assert no_crf["checkpoint"] == str(study / "seed0" / "SCNN" / "checkpoints" / "last.ckpt") and not no_crf["crf"]
     assert not (study / "seed0" / "SCNN-noCRF" / "checkpoints").exists()  # SCNN's model tested again, no training
     assert (results / "report.md").is_file() and (results / "pr_curves.png").is_file()
+
+
+def test_find_runs_skips_the_results_folder_and_what_is_inside_a_run(tmp_path):
+    for folder in ("seed0/SCNN", "seed0/SCNN/report/inner", "results/runs/seed0/SCNN", "seed1/.hidden"):
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / "metrics.json").write_text("{}")
+    (tmp_path / "seed1" / "stage1").mkdir()
+    assert find_runs(tmp_path, exclude=tmp_path / "results") == [tmp_path / "seed0" / "SCNN"]

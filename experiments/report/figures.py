@@ -16,8 +16,29 @@ from scnn_lightning.utils import atomic_path
 LINESTYLES = ("-", "--", "-.", ":")
 
 
+REFERENCE_LINESTYLES = ("--", ":", "-.")  # reference maps: never solid, so no grey line reads as a variant
+REFERENCE_BAR = "0.85"  # light grey: the hatching stays visible
+
+
 def style(index: int) -> dict:
     return {"color": colormaps["tab10"](index % 10), "linestyle": LINESTYLES[index % len(LINESTYLES)]}
+
+
+def reference_style(index: int) -> dict:
+    """Reference maps (not trained) in greys, dashed or dotted: the trained variants keep the colours."""
+    return {"color": str(0.15 + 0.12 * (index % 5)),
+            "linestyle": REFERENCE_LINESTYLES[index % len(REFERENCE_LINESTYLES)]}
+
+
+def group_styles(groups: list[VariantGroup]) -> list[dict]:
+    """One style per group: trained variants numbered among themselves (their colours do not depend on how
+    many reference rows there are), reference maps among themselves."""
+    counters = {False: 0, True: 0}
+    styles = []
+    for g in groups:
+        styles.append((reference_style if g.reference else style)(counters[g.reference]))
+        counters[g.reference] += 1
+    return styles
 
 
 def new_figure(figsize: tuple[float, float]) -> Figure:
@@ -35,10 +56,11 @@ def plot_pr_curves(groups: list[VariantGroup], path: Path) -> bool:
     curves = [(g, c) for g in groups if (c := g.pr_curve()) is not None]
     if not curves:
         return False
+    styles = group_styles(groups)
     fig = new_figure((5, 4.2))
     ax = fig.subplots()
     for g, (precision, recall) in curves:
-        ax.plot(recall, precision, linewidth=1.8, label=g.label, **style(groups.index(g)))
+        ax.plot(recall, precision, linewidth=1.2 if g.reference else 1.8, label=g.label, **styles[groups.index(g)])
     ax.set(xlabel="Recall", ylabel="Precision", xlim=(0, 1), ylim=(0, 1.02), title="PR curves")
     ax.grid(True, alpha=0.3)
     ax.legend(loc="best", fontsize="small")
@@ -47,13 +69,18 @@ def plot_pr_curves(groups: list[VariantGroup], path: Path) -> bool:
 
 
 def plot_mae_bars(groups: list[VariantGroup], path: Path) -> None:
-    """One bar per variant with its MAE written on it (std over seeds as an error bar when n > 1)."""
+    """One bar per variant with its MAE written on it (std over seeds as an error bar when n > 1); reference
+    maps as hatched grey bars."""
     stats = [g.stat("mae") for g in groups]
     fig = new_figure((max(4.0, 0.9 * len(groups) + 1.5), 4.2))
     ax = fig.subplots()
     bars = ax.bar(range(len(groups)), [s.mean for s in stats],
                   yerr=[np.nan if s.std is None else s.std for s in stats], capsize=4,  # NaN: no bar for n = 1
-                  color=[style(i)["color"] for i in range(len(groups))], edgecolor="black", linewidth=0.6)
+                  color=[REFERENCE_BAR if g.reference else st["color"] for g, st in zip(groups, group_styles(groups))],
+                  edgecolor="black", linewidth=0.6)
+    for bar, g in zip(bars, groups):
+        if g.reference:
+            bar.set_hatch("//")
     ax.bar_label(bars, labels=[f"{s.mean:.3f}" for s in stats], padding=3, fontsize="small")
     crowded = len(groups) > 4  # slanted labels keep long names like "SCNN (no CRF)" apart
     ax.set_xticks(range(len(groups)), [g.label for g in groups], rotation=30 if crowded else 0,

@@ -40,6 +40,8 @@ class Run:
     pr: tuple[np.ndarray, np.ndarray] | None  # (precision, recall) over the same thresholds
     timings: dict[str, float] | None  # component -> s/frame, plus "total"
     datasets: dict[str, dict[str, float]] = field(default_factory=dict)  # test set -> its own scores
+    frames: int | None = None  # test frames the top-level scores pool (None: not recorded)
+    frames_per_set: dict[str, int] = field(default_factory=dict)  # test set -> its frames
 
     def predictions(self, test_set: str | None) -> Path:
         """Where the maps of `test_set` are: `predictions/<test set>/` for runs that record their test sets,
@@ -48,7 +50,7 @@ class Run:
         return root / test_set if self.datasets and test_set else root
 
 
-def _read_json_object(path: Path) -> dict:
+def read_json_object(path: Path) -> dict:
     try:
         data = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError) as err:
@@ -60,24 +62,37 @@ def _read_json_object(path: Path) -> dict:
     return data
 
 
-def _finite_number(path: Path, key: str, value) -> float:
+def finite_number(path: Path, key: str, value) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise DataError(path, f"{key!r} must be a finite number, found {value!r}")
     return float(value)
 
 
-def _read_pr(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    data = _read_json_object(path)
+def pr_from(path: Path, data: dict, where: str = "") -> tuple[np.ndarray, np.ndarray]:
+    """(precision, recall) from `data`, a {precision: [...], recall: [...]} read from `path` (at `where` in it)."""
     curves = []
     for key in ("precision", "recall"):
         values = data.get(key)
         if not isinstance(values, list) or not values:
-            raise DataError(path, f"{key!r} must be a non-empty list of numbers")
-        curve = np.array([_finite_number(path, key, v) for v in values], dtype=np.float64)
+            raise DataError(path, f"{where}{key!r} must be a non-empty list of numbers")
+        curve = np.array([finite_number(path, where + key, v) for v in values], dtype=np.float64)
         curves.append(curve)
     if curves[0].shape != curves[1].shape:
-        raise DataError(path, f"precision has {curves[0].size} values but recall has {curves[1].size}")
+        raise DataError(path, f"{where}precision has {curves[0].size} values but recall has {curves[1].size}")
     return curves[0], curves[1]
+
+
+def _read_pr(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    return pr_from(path, read_json_object(path))
+
+
+def frame_count(path: Path, key: str, value) -> int | None:
+    """A recorded number of frames: a non-negative integer, or None when absent."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise DataError(path, f"{key!r} must be a number of frames, found {value!r}")
+    return value
 
 
 def _read_datasets(path: Path, value) -> dict[str, dict[str, float]]:
@@ -86,13 +101,19 @@ def _read_datasets(path: Path, value) -> dict[str, dict[str, float]]:
         return {}
     if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
         raise DataError(path, "'datasets' must map each test set to its scores")
-    return {name: {k: _finite_number(path, f"datasets.{name}.{k}", scores[k]) for k in METRICS
+    return {name: {k: finite_number(path, f"datasets.{name}.{k}", scores[k]) for k in METRICS
                    if scores.get(k) is not None} for name, scores in value.items()}
 
 
+def _read_set_frames(path: Path, value) -> dict[str, int]:
+    """Frames per test set from metrics.json's `datasets` (validated by `_read_datasets` to be a mapping)."""
+    return {name: n for name, scores in (value or {}).items()
+            if (n := frame_count(path, f"datasets.{name}.frames", scores.get("frames"))) is not None}
+
+
 def _read_timings(path: Path) -> dict[str, float]:
-    data = _read_json_object(path)
-    timings = {k: _finite_number(path, k, data[k]) for k in (*COMPONENTS, "total") if data.get(k) is not None}
+    data = read_json_object(path)
+    timings = {k: finite_number(path, k, data[k]) for k in (*COMPONENTS, "total") if data.get(k) is not None}
     if not set(COMPONENTS) & set(timings):
         raise DataError(path, f"records none of the components {', '.join(COMPONENTS)}")
     if any(v < 0 for v in timings.values()):
@@ -110,7 +131,7 @@ def load_run(path: str | Path) -> Run:
     metrics_path = path / "metrics.json"
     if not metrics_path.is_file():
         raise DataError(path, "is not a finished run: it has no metrics.json")
-    metrics = _read_json_object(metrics_path)
+    metrics = read_json_object(metrics_path)
     missing = [k for k in REQUIRED_KEYS if k not in metrics]
     if missing:
         raise DataError(metrics_path, f"missing keys: {', '.join(missing)}")
@@ -119,13 +140,16 @@ def load_run(path: str | Path) -> Run:
     if isinstance(metrics["seed"], bool) or not isinstance(metrics["seed"], int):
         raise DataError(metrics_path, f"'seed' must be an integer, found {metrics['seed']!r}")
     # null means "not measured" (e.g. temporal consistency without frames), so it is left out, not zero.
-    scores = {k: _finite_number(metrics_path, k, metrics[k]) for k in METRICS if metrics.get(k) is not None}
+    scores = {k: finite_number(metrics_path, k, metrics[k]) for k in METRICS if metrics.get(k) is not None}
     pr_path, timings_path = path / "pr_curve.json", path / "timings.json"
+    datasets = _read_datasets(metrics_path, metrics.get("datasets"))
     # A run's `tag` (e.g. SCNN-allblocks) names it in reports; it defaults to the variant code.
-    return Run(path=path, variant=str(metrics.get("tag") or metrics["variant"]), protocol=str(metrics["protocol"]), crf=metrics["crf"],
-               seed=metrics["seed"], scores=scores, pr=_read_pr(pr_path) if pr_path.is_file() else None,
-               timings=_read_timings(timings_path) if timings_path.is_file() else None,
-               datasets=_read_datasets(metrics_path, metrics.get("datasets")))
+    return Run(path=path, variant=str(metrics.get("tag") or metrics["variant"]), protocol=str(metrics["protocol"]),
+               crf=metrics["crf"], seed=metrics["seed"], scores=scores,
+               pr=_read_pr(pr_path) if pr_path.is_file() else None,
+               timings=_read_timings(timings_path) if timings_path.is_file() else None, datasets=datasets,
+               frames=frame_count(metrics_path, "frames", metrics.get("frames")),
+               frames_per_set=_read_set_frames(metrics_path, metrics.get("datasets")))
 
 
 @dataclass(frozen=True)
@@ -144,13 +168,15 @@ def _stat(values: list[float]) -> Stat:
 
 @dataclass
 class VariantGroup:
-    """The runs of one variant under one CRF setting and protocol (normally: several seeds)."""
+    """The runs of one variant under one CRF setting and protocol (normally: several seeds), or a reference
+    map's recorded scores (`reference`: a map scored as it is, not trained; see report/references.py)."""
 
     label: str
     variant: str
     protocol: str
     crf: bool
     runs: list[Run]
+    reference: bool = False
 
     @property
     def seeds(self) -> list[int]:

@@ -42,7 +42,8 @@ def metrics_table(groups: list[VariantGroup]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * 5 + ["---:"] * len(metrics)) + "|"]
     best = {m: _best(groups, m) for m in metrics}
     for g in groups:
-        row = [g.label, g.protocol, "on" if g.crf else "off", str(len(g.runs)), ", ".join(map(str, g.seeds)),
+        n, seeds = ("—", "—") if g.reference else (str(len(g.runs)), ", ".join(map(str, g.seeds)))
+        row = [g.label, g.protocol, "on" if g.crf else "off", n, seeds,
                *(_cell(g.stat(m), len(g.runs), best[m]) for m in metrics)]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
@@ -70,17 +71,29 @@ def _seconds(stat: Stat) -> str:
     return f"{stat.mean:.3f}" + (f" ± {stat.std:.3f}" if stat.std is not None else "")
 
 
+REFERENCE_KIND, TRAINED_KIND = "reference map", "trained"
+
+
 def write_summary_csv(path: Path, groups: list[VariantGroup]) -> None:
-    """One row per variant: identity, n, seeds, then `<metric>_mean`, `<metric>_std`, `<metric>_n` (full precision)."""
+    """One row per variant: identity, n, seeds, then `<metric>_mean`, `<metric>_std`, `<metric>_n` (full precision).
+
+    With reference maps among the groups, a last column `kind` says `trained` or `reference map`; a reference
+    row has empty n and seeds, `runs` names the file its scores come from, and its scores are as recorded there.
+    """
     metrics = present_metrics(groups)
     columns = ["variant", "label", "protocol", "crf", "n", "seeds", "runs"]
     columns += [f"{m}_{part}" for m in metrics for part in ("mean", "std", "n")]
+    with_kind = any(g.reference for g in groups)
+    columns += ["kind"] * with_kind
     with atomic_path(path) as tmp, tmp.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
         for g in groups:
-            row = {"variant": g.variant, "label": g.label, "protocol": g.protocol, "crf": g.crf, "n": len(g.runs),
-                   "seeds": " ".join(map(str, g.seeds)), "runs": " ".join(str(r.path) for r in g.runs)}
+            row = {"variant": g.variant, "label": g.label, "protocol": g.protocol, "crf": g.crf,
+                   "n": "" if g.reference else len(g.runs), "seeds": "" if g.reference else " ".join(map(str, g.seeds)),
+                   "runs": " ".join(str(r.path) for r in g.runs)}
+            if with_kind:
+                row["kind"] = REFERENCE_KIND if g.reference else TRAINED_KIND
             for m in metrics:
                 stat = g.stat(m)
                 row.update({f"{m}_mean": "" if stat is None else repr(stat.mean),

@@ -119,6 +119,18 @@ class SODMetrics(Metric):
         return torch.stack(sequence_means).mean(0), frames
 
 
+def sequence_scores(rows: list[tuple[int, torch.Tensor]], protocol: Protocol) -> dict[str, float | int]:
+    """One sequence's figures from its (frame index, score row) pairs, as `scnn_lightning.evaluate` writes them
+    per sequence: the mean row of its frames (interior frames only under "davsod"); repeated frames count once.
+    `frames` is the number of distinct frames given; no scores when the protocol keeps none of them."""
+    by_index = {index: row.reshape(-1) for index, row in rows}
+    ordered = [by_index[i] for i in sorted(by_index)]
+    kept = ordered[1:-1] if protocol == "davsod" else ordered
+    if not kept:
+        return {"frames": len(ordered)}
+    return {"frames": len(ordered), **scalar_scores(summarize(torch.stack(kept).mean(0)))}
+
+
 def scalar_scores(result: dict) -> dict[str, float | int]:
     """The numbers of a `SODMetrics.compute()` result (scores and `frames`), without curves and protocol."""
     return {k: v for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}

@@ -18,7 +18,7 @@ from lightning.pytorch.loggers import WandbLogger
 from scnn_lightning.crf import CRFParams, frame_size_map, refine
 from scnn_lightning.data.transforms import to_uint8_image
 from scnn_lightning.metrics.functional import saved_map_scores
-from scnn_lightning.metrics.sod import SODMetrics, scalar_scores
+from scnn_lightning.metrics.sod import SODMetrics, scalar_scores, sequence_scores
 from scnn_lightning.models.cascade import Cascade
 from scnn_lightning.models.fcn import FCN, FCN2_INITS
 from scnn_lightning.models.losses import balanced_bce
@@ -98,6 +98,7 @@ class SaliencyModule(L.LightningModule):
             raise ValueError("test with a SaliencyDataModule that has test sources: its test sets name the scores")
         self.set_metrics = {name: SODMetrics(protocol=self.hparams.protocol).to(self.device) for name in names}
         self.test_metrics.reset()
+        self.sequence_rows: dict[tuple[str, str], list] = {}  # (set, sequence) -> [(frame index, score row)]
         self.panels = []  # a few (frame | ground truth | prediction) panels for the dashboards
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
@@ -114,6 +115,7 @@ class SaliencyModule(L.LightningModule):
             row = saved_map_scores(saved, mask)
             self.set_metrics[name].update(scores=row, sequence=seq, frame_index=index)
             self.test_metrics.update(scores=row, sequence=f"{name}/{seq}", frame_index=index)
+            self.sequence_rows.setdefault((name, seq), []).append((index, row.cpu()))
             if self.predictions_dir is not None:
                 write_png_map(self.predictions_dir / name / seq / f"{batch['name'][i]}.png", saved)
             if len(self.panels) < PANELS:
@@ -127,6 +129,7 @@ class SaliencyModule(L.LightningModule):
     def on_test_epoch_end(self) -> None:
         """`test_scores`: every test frame pooled; `test_set_scores`: per test set (all ranks reduced)."""
         self.test_set_scores = {name: metric.compute() for name, metric in self.set_metrics.items()}
+        self.test_sequence_scores = self._sequence_scores()
         self.test_scores = self.test_metrics.compute()
         logged = {f"test/{k}": float(v) for k, v in scalar_scores(self.test_scores).items()}
         for name, scores in self.test_set_scores.items():
@@ -137,6 +140,21 @@ class SaliencyModule(L.LightningModule):
         for logger in self.loggers:
             if isinstance(logger, WandbLogger):
                 log_wandb_media(logger, self.test_scores, self.panels)
+
+    def _sequence_scores(self) -> dict[str, list[dict]]:
+        """{test set: [{sequence, frames, scores…}]}, as the evaluator's per_sequence.csv (rows of all ranks)."""
+        gathered = [self.sequence_rows]
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            gathered = [None] * torch.distributed.get_world_size()
+            torch.distributed.all_gather_object(gathered, self.sequence_rows)
+        merged: dict[tuple[str, str], list] = {}
+        for part in gathered:
+            for key, rows in part.items():
+                merged.setdefault(key, []).extend(rows)
+        out: dict[str, list[dict]] = {}
+        for (name, seq), rows in sorted(merged.items()):
+            out.setdefault(name, []).append({"sequence": seq, **sequence_scores(rows, self.hparams.protocol)})
+        return out
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict:
         return {"maps": self.saliency(batch, crf=True), "sequence": batch["sequence"], "name": batch["name"]}

@@ -1,0 +1,37 @@
+"""A run's light records, copied so a study's results can be committed without its heavy files.
+
+From a run directory: `metrics.json`, `pr_curve.json`, `.hydra/config.yaml` (as `config.yaml`) and the
+`manifest.json` of every published weak-label round (`weak_labels/round_NNN/manifest.json`). Label images,
+predictions, checkpoints and logs stay behind.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from scnn_lightning.utils import atomic_path
+from scnn_lightning.weak.store import MANIFEST, WeakLabelStore
+
+# source inside the run directory -> name in the records folder
+RECORD_FILES = {"metrics.json": "metrics.json", "pr_curve.json": "pr_curve.json", ".hydra/config.yaml": "config.yaml"}
+
+
+def copy_file(src: Path, dst: Path) -> None:
+    with atomic_path(dst) as tmp:
+        shutil.copyfile(src, tmp)
+
+
+def copy_records(run_dir: Path, dest: Path) -> list[Path]:
+    """Copy the records of `run_dir` into `dest` (created); returns the files written."""
+    written = []
+    for source, name in RECORD_FILES.items():
+        if (run_dir / source).is_file():
+            copy_file(run_dir / source, dest / name)
+            written.append(dest / name)
+    store = WeakLabelStore(run_dir / "weak_labels")
+    for round in store.rounds():  # published rounds only: a round being written has no manifest yet
+        target = dest / "weak_labels" / store.round_dir(round).name / MANIFEST
+        copy_file(store.round_dir(round) / MANIFEST, target)
+        written.append(target)
+    return written
