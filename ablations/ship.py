@@ -123,8 +123,9 @@ def training_record(run: Path) -> dict:
                OmegaConf.to_container(pick("weak.sources"), resolve=False)]
     return {
         "from_scratch": True,  # no ImageNet weights: every layer starts from random initialisation
-        "stage1": "DUTS-TR, 5,277 images (duts-tr-5k: every second image, long side <= 224 px); 10 % validate",
-        "stage2": (f"DAVIS-2016 train ({pick('data.videos.0.split')}), ground truth on every "
+        "stage1": ", ".join(f"{s['dataset']} images ({Path(s['root']).name})" for s in pick("data.images"))
+                  + f"; {pick('data.val_fraction')} of them held out for validation",
+        "stage2": (f"DAVIS-2016 {pick('data.videos.0.split')} split, ground truth on every "
                    f"{pick('data.label_every')}th frame of each sequence, weak labels (Eq. 7-8, Algorithm 1) "
                    f"for the rest from {', '.join(sources)} and the network's own map; whole train sequences "
                    f"held out for validation (val_fraction {pick('data.val_fraction')}); DAVIS val never used"),
