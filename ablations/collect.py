@@ -9,7 +9,8 @@ the same tag (variant, or e.g. SCNN-noCRF) over several seeds are reported as me
 --out, besides the files of experiments/compare.py (report.md, summary.csv, figures):
 
   runs/seed<N>/<tag>/  each run's records, at its path under the study root: metrics.json, pr_curve.json,
-                       config.yaml (its .hydra/config.yaml), weak_labels/round_NNN/manifest.json of every
+                       config.yaml and overrides.yaml (from .hydra/), logs/<stage>/version_N.csv (the CSV
+                       logger's loss and validation curves), weak_labels/round_NNN/manifest.json of every
                        round, and with --gt its per_sequence.csv. Nothing heavy (no maps, labels or
                        checkpoints), so the folder can be committed. `--records DIR` writes them elsewhere,
                        `--no-records` not at all.

@@ -62,11 +62,14 @@ def test_tiny_study_runs_and_collects(tmp_path, data_dir):
     # Records: each run's light files at its place under the study, and nothing heavy.
     records = results / "runs" / "seed0"
     expected = {f"{tag}/{name}" for tag in tags for name in ("metrics.json", "pr_curve.json", "config.yaml",
-                                                             "per_sequence.csv")}
+                                                             "overrides.yaml", "per_sequence.csv")}
+    logs = {f"{tag}/logs/{p.parent.parent.name}/{p.parent.name}.csv"
+            for tag in tags for p in (study / "seed0" / tag).glob("csv/*/version_*/metrics.csv")}
+    assert "SCNN/logs/stage2/version_0.csv" in logs  # training and validation curves travel with the records
     manifests = {p.relative_to(study / "seed0").as_posix()
                  for p in study.glob("seed0/*/weak_labels/round_*/manifest.json")}
     assert {"OS/weak_labels/round_000/manifest.json", "SCNN/weak_labels/round_001/manifest.json"} <= manifests
-    assert {p.relative_to(records).as_posix() for p in records.rglob("*") if p.is_file()} == expected | manifests
+    assert {p.relative_to(records).as_posix() for p in records.rglob("*") if p.is_file()} == expected | manifests | logs
     assert json.loads((records / "SCNN" / "metrics.json").read_text()) == metrics["SCNN"]
 
     # Per-sequence scores: every run's add up to its own metrics; the baselines' rows follow.

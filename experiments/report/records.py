@@ -1,8 +1,10 @@
 """A run's light records, copied so a study's results can be committed without its heavy files.
 
-From a run directory: `metrics.json`, `pr_curve.json`, `.hydra/config.yaml` (as `config.yaml`) and the
-`manifest.json` of every published weak-label round (`weak_labels/round_NNN/manifest.json`). Label images,
-predictions, checkpoints and logs stay behind.
+From a run directory: `metrics.json`, `pr_curve.json`, `.hydra/config.yaml` and `.hydra/overrides.yaml` (as
+`config.yaml`, `overrides.yaml`), the `manifest.json` of every published weak-label round
+(`weak_labels/round_NNN/manifest.json`), and the CSV logger's per-step/epoch training and validation figures
+(`csv/<stage>/version_N/metrics.csv` as `logs/<stage>/version_N.csv`). Label images, predictions and
+checkpoints stay behind.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from scnn_lightning.utils import atomic_path
 from scnn_lightning.weak.store import MANIFEST, WeakLabelStore
 
 # source inside the run directory -> name in the records folder
-RECORD_FILES = {"metrics.json": "metrics.json", "pr_curve.json": "pr_curve.json", ".hydra/config.yaml": "config.yaml"}
+RECORD_FILES = {"metrics.json": "metrics.json", "pr_curve.json": "pr_curve.json", ".hydra/config.yaml": "config.yaml",
+                ".hydra/overrides.yaml": "overrides.yaml"}
 
 
 def copy_file(src: Path, dst: Path) -> None:
@@ -29,6 +32,10 @@ def copy_records(run_dir: Path, dest: Path) -> list[Path]:
         if (run_dir / source).is_file():
             copy_file(run_dir / source, dest / name)
             written.append(dest / name)
+    for log in sorted(run_dir.glob("csv/*/version_*/metrics.csv")):  # loss and validation curves per stage
+        target = dest / "logs" / log.parent.parent.name / f"{log.parent.name}.csv"
+        copy_file(log, target)
+        written.append(target)
     store = WeakLabelStore(run_dir / "weak_labels")
     for round in store.rounds():  # published rounds only: a round being written has no manifest yet
         target = dest / "weak_labels" / store.round_dir(round).name / MANIFEST
