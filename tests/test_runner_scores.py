@@ -61,6 +61,19 @@ def test_scores_equal_the_evaluator_on_the_written_maps(tmp_path, sources, proto
             assert pooled[key] == pytest.approx(sum(s[key] * s["frames"] for s in sets) / 9, abs=1e-12), key
 
 
+def test_lightning_predict_gives_the_maps_the_test_step_wrote(tmp_path, sources):
+    """`trainer.predict` (CRF on) returns, per frame, the 8-bit frame-size map the test step saved as PNG."""
+    trainer = cpu_trainer()
+    module = run_test_phase(trainer, sources, "pysod", tmp_path / "predictions")
+    outputs = trainer.predict(module, datamodule=SaliencyDataModule(test=sources, size=NETWORK_SIZE, batch_size=2))
+    predicted = [row for out in outputs for row in zip(out["dataset"], out["sequence"], out["name"], out["maps"])]
+    assert len(predicted) == 9
+    for test_set, seq, name, saved in predicted:
+        written = tmp_path / "predictions" / test_set / seq / f"{name}.png"
+        assert saved.dtype == np.uint8
+        np.testing.assert_array_equal(saved, cv2.imread(str(written), cv2.IMREAD_GRAYSCALE))
+
+
 def test_runner_records_each_test_set(tmp_path, data_dir, sources):
     """metrics.json keeps its top-level keys and adds `datasets`; maps and PR curves per set; the report reads them."""
     cfg = compose_run(tmp_path, data_dir, ["ablation=sFCN", "crf=null", "report=true",

@@ -402,7 +402,13 @@ class SaliencyDataModule(L.LightningDataModule):
         return ShardSampler(dataset, [len(p) for p in dataset.datasets], num_replicas=world, rank=kwargs["rank"])
 
     def predict_dataloader(self) -> DataLoader:
-        return self.loader(self.dataset(self.test_entries), shuffle=False)
+        """Every frame of every test set, labelled or not, tagged with its set, at the network size and as read
+        (`trainer.predict`)."""
+        dataset = ConcatDataset([FrameDataset(test_set.entries, size=self.size, augment=None, motion=self.motion,
+                                              labels=self.eval_label, tag=test_set.name, full_size=True)
+                                 for test_set in self.test_sets])
+        return DataLoader(dataset, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers,
+                          persistent_workers=False, collate_fn=collate_eval)
 
 
 def _fit_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

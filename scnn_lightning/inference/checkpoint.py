@@ -106,7 +106,7 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
 @torch.no_grad()
 def network_probability(module: SaliencyModule, image: torch.Tensor, priors: dict[str, torch.Tensor]) -> torch.Tensor:
     """(B, H, W) saliency in [0, 1] before the CRF: the module's own `saliency`, so exports compare to it."""
-    return module.saliency({"image": image, **priors}, crf=False)
+    return module.saliency({"image": image, **priors})
 
 
 def save_inference_checkpoint(module: SaliencyModule, path: str | Path) -> Path:

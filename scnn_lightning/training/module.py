@@ -15,8 +15,7 @@ import numpy as np
 import torch
 from lightning.pytorch.loggers import WandbLogger
 
-from scnn_lightning.crf import CRFParams, frame_size_map, refine
-from scnn_lightning.data.transforms import to_uint8_image
+from scnn_lightning.crf import CRFParams, frame_size_map
 from scnn_lightning.metrics.functional import saved_map_scores
 from scnn_lightning.metrics.sod import SODMetrics, scalar_scores, sequence_scores
 from scnn_lightning.models.cascade import Cascade
@@ -74,14 +73,10 @@ class SaliencyModule(L.LightningModule):
         raise ValueError(f"optimizer must be 'sgd' or 'adam', got {hp.optimizer!r}")
 
     # -- evaluation -----------------------------------------------------------------------------------
-    def saliency(self, batch: dict, *, crf: bool = False) -> torch.Tensor:
-        """Saliency maps (B, H, W) in [0, 1]; optionally refined by the dense CRF (Eq. 9–10)."""
-        maps = torch.sigmoid(self(batch))[:, 0]
-        if crf and self.crf_params is not None:
-            refined = [refine(to_uint8_image(img), m.detach().cpu().numpy(), self.crf_params)
-                       for img, m in zip(batch["image"], maps)]
-            maps = torch.from_numpy(np.stack(refined)).to(maps)
-        return maps
+    def saliency(self, batch: dict) -> torch.Tensor:
+        """Saliency maps (B, H, W) in [0, 1] at the network size, before the CRF (which refines at frame
+        size: `frame_map`)."""
+        return torch.sigmoid(self(batch))[:, 0]
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self.val_metrics.update(self.saliency(batch), batch["mask"][:, 0])
@@ -157,7 +152,11 @@ class SaliencyModule(L.LightningModule):
         return out
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict:
-        return {"maps": self.saliency(batch, crf=True), "sequence": batch["sequence"], "name": batch["name"]}
+        """`trainer.predict`: each frame's 8-bit map at its own size, CRF as trained: the PNG that the test
+        step and `python -m scnn_lightning.predict` write for it."""
+        maps = self.saliency(batch).float().cpu().numpy()
+        return {"maps": [self.frame_map(m, f) for m, f in zip(maps, batch["frame_full"])],
+                "dataset": batch["dataset"], "sequence": batch["sequence"], "name": batch["name"]}
 
 
 class ImageStageModule(SaliencyModule):
