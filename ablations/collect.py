@@ -21,8 +21,9 @@ the same tag (variant, or e.g. SCNN-noCRF) over several seeds are reported as me
                        baseline's name), kind (trained | reference map), seed, sequence, frames, scores.
 
 `--baselines FILE` (python -m ablations.baselines) puts its reference maps in the same table and figures.
-report.md starts with the commands that reproduce it: the launch (rebuilt from the runs' recorded
-.hydra/overrides.yaml), the baselines (as their file records it) and this collect.
+report.md starts with the commands that reproduce it: the launch (as the study's study.json records it,
+with the runs it plans that are not finished yet; rebuilt from the runs' recorded .hydra/overrides.yaml
+when there is no such file), the baselines (as their file records it) and this collect.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from pathlib import Path
 import yaml
 
 from ablations.baselines import KEYS
-from ablations.launch import EXTRAS
+from ablations.launch import EXTRAS, STUDY_FILE, finished, read_study
 from experiments.compare import build_report
 from experiments.report.per_sequence import agreement_warning, score_sequences
 from experiments.report.records import copy_records
@@ -119,19 +120,26 @@ def launch_command(root: Path, runs: list[Run]) -> tuple[str | None, str]:
 
 def reproduce_section(root: Path, runs: list[Run], baselines_command: str, collect: str, *,
                       records: Path | None, per_sequence: bool, out: Path) -> str:
-    """The report's opening section: the commands behind it and where the per-run files are."""
-    launch, note = launch_command(root, runs)
-    commands = [launch] if launch else []
-    commands += [baselines_command] if baselines_command else []
-    commands.append(collect)
+    """The report's opening section: the commands behind it, what the study still has to run and where the
+    per-run files are."""
+    launches = read_study(root)
+    if launches:
+        commands = [x["command"] for x in launches]
+        source, note = f"The launch command is the one the study recorded (`{STUDY_FILE}`)", ""
+    else:
+        launch, note = launch_command(root, runs)
+        commands = [launch] if launch else []
+        source = "The launch command is rebuilt from the runs' recorded overrides (`.hydra/overrides.yaml`)"
+    others = ([baselines_command] if baselines_command else []) + [collect]
     lines = ["## Reproduce", "",
-             "The launch command is rebuilt from the runs' recorded overrides (`.hydra/overrides.yaml`)"
-             + ("; the baselines command is the one their file records" if baselines_command else "") + ".", "",
-             "```bash", *commands, "```", ""]
-    if launch is None:
+             source + ("; the baselines command is the one their file records" if baselines_command else "") + ".",
+             "", "```bash", *commands, *others, "```", ""]
+    if not commands:
         lines += [f"No launch command: {note}.", ""]
     elif note:
         lines += [f"Launch: {note}.", ""]
+    if launches:
+        lines += [progress_line(root, launches), ""]
     if records is not None:
         folder = os.path.relpath(records.resolve(), out.resolve())
         lines += [f"Per-run records (metrics.json, pr_curve.json, config.yaml, weak-label manifests"
@@ -139,6 +147,16 @@ def reproduce_section(root: Path, runs: list[Run], baselines_command: str, colle
     if per_sequence:
         lines += ["Scores per test sequence of every run and reference map: [per_sequence.csv](per_sequence.csv).", ""]
     return "\n".join(lines)
+
+
+def progress_line(root: Path, launches: list[dict]) -> str:
+    """How many of the planned runs (stage 1 included) are finished, and which are not."""
+    planned = list(dict.fromkeys(run for launch in launches for run in launch["runs"]))
+    pending = [run for run in planned if not finished(root / run)]
+    if not pending:
+        return f"Progress: all {len(planned)} planned runs (stage 1 included) are finished."
+    return (f"Progress: {len(planned) - len(pending)} of {len(planned)} planned runs (stage 1 included) are "
+            f"finished; not yet: {', '.join(pending)}.")
 
 
 def run_rows(run: Run, rows: list[dict]) -> list[dict]:

@@ -10,6 +10,8 @@ are the CRF switched off (`SCNN-noCRF`, paper Fig. 9: the seed's SCNN model test
 not trained again), score maps from all blocks (`SCNN-allblocks`,
 Fig. 10; it needs its own stage 1 because its FCN has more score layers) and the flow-magnitude
 baseline in place of the paper's superpixel temporal prior (`SCNN-magnitude`).
+The plan is recorded in OUT/study.json (each distinct launch command and the runs it plans), so that
+`ablations.collect` quotes the command and shows which runs are still to come.
 A run whose metrics.json exists is skipped, so an interrupted study resumes where it stopped; a run
 stopped midway continues from its last checkpoint (`ckpt_path=`, experiments/resume.py) instead of
 starting again. For long studies, start it in the background (each run's own log is DIR/run.log):
@@ -20,12 +22,18 @@ starting again. For long studies, start it in the background (each run's own log
 from __future__ import annotations
 
 import argparse
+import json
+import shlex
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from scnn_lightning.errors import DataError
 from scnn_lightning.models.variants import VARIANTS
+from scnn_lightning.utils import write_json
+
+STUDY_FILE = "study.json"
 
 EXTRAS = {  # option name -> (tag, variant, overrides, needs its own stage 1); {seed_dir}: the seed's folder
     "crf": ("SCNN-noCRF", "SCNN", ["crf=null", "stage2.ckpt={seed_dir}/SCNN/checkpoints/last.ckpt"], False),
@@ -51,6 +59,29 @@ def plan(out: Path, seeds: list[int], variants: list[str], extras: list[str], ov
             runs = [f"ablation={code}", f"tag={tag}", f"seed={seed}", *extra, *overrides]
             jobs.append((base / tag, runs if own_stage1 else [*runs, *shared]))
     return jobs
+
+
+def read_study(out: Path) -> list[dict]:
+    """The launches recorded in OUT/study.json ([] when there is none): [{command, runs}], runs relative to OUT."""
+    path = out / STUDY_FILE
+    if not path.is_file():
+        return []
+    try:
+        launches = json.loads(path.read_text())["launches"]
+        if not all(isinstance(x["command"], str) and isinstance(x["runs"], list) for x in launches):
+            raise TypeError("a launch without its command and runs")
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise DataError(path, f"is not a study plan of ablations.launch ({err})") from err
+    return launches
+
+
+def record_study(out: Path, argv: list[str], jobs: list[tuple]) -> None:
+    """Add this launch to OUT/study.json, unless the same command is already its last entry (a resume)."""
+    launches = read_study(out)
+    entry = {"command": shlex.join(["python", "-m", "ablations.launch", *argv]),
+             "runs": [run_dir.relative_to(out).as_posix() for run_dir, _ in jobs]}
+    if not launches or launches[-1] != entry:
+        write_json(out / STUDY_FILE, {"launches": [*launches, entry]})
 
 
 def finished(run_dir: Path) -> bool:
@@ -83,9 +114,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--extras", nargs="*", default=list(EXTRAS), choices=list(EXTRAS))
     parser.add_argument("--dry-run", action="store_true", help="print the commands only")
+    argv = sys.argv[1:] if argv is None else argv
     args, overrides = parser.parse_known_args(argv)
     overrides = [o for o in overrides if o != "--"]
     jobs = plan(args.out, args.seeds, args.variants, args.extras, overrides)
+    if not args.dry_run:
+        args.out.mkdir(parents=True, exist_ok=True)
+        try:
+            record_study(args.out, argv, jobs)
+        except DataError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     for n, (run_dir, job) in enumerate(jobs, 1):
         if finished(run_dir):
             print(f"[{n}/{len(jobs)}] done already: {run_dir}", flush=True)

@@ -1,7 +1,11 @@
 """Ship a study run's model as the package's default, with DAVIS-val scores anyone can re-check.
 
-    python -m ablations.ship runs/davis-study/seed0/SCNN --davis DATA/davis-2016-half \
+    python -m ablations.ship runs/davis-study/seed*/SCNN --davis DATA/davis-2016-half \
         [--weights scnn_lightning/weights] [--results ablations/results/davis] [--work runs/ship]
+
+0. Of the runs given, the one with the best final validation S-measure on its held-out *train* sequences
+   (`val/s_measure`, last epoch of its stage-2 CSV log) is shipped; DAVIS val plays no part in the choice.
+   Every candidate's score is recorded under `selection`.
 
 1. `WEIGHTS/scnn-davis.ckpt`: the run's final model with only what inference reads (no optimiser state),
    `WEIGHTS/temporal/region_classifier.pt`: its temporal prior's classifier (found beside the checkpoint,
@@ -56,6 +60,33 @@ def run_files(run: Path) -> tuple[Path, Path, dict]:
     if not classifier.is_file():
         raise DataError(classifier, "the run's region classifier is missing (its temporal prior needs it)")
     return ckpt, classifier, json.loads(metrics.read_text())
+
+
+def validation_score(run: Path) -> float:
+    """The run's last `val/s_measure` (held-out train sequences) in its newest stage-2 CSV log."""
+    logs = sorted((run / "csv" / "stage2").glob("version_*/metrics.csv"), key=lambda p: int(p.parent.name[8:]))
+    if not logs:
+        raise DataError(run / "csv" / "stage2", "no CSV log of stage 2 (train with logger=csv to choose by validation)")
+    with logs[-1].open(newline="") as handle:
+        scores = [row["val/s_measure"] for row in csv.DictReader(handle) if row.get("val/s_measure")]
+    if not scores:
+        raise DataError(logs[-1], "holds no val/s_measure: the run validated on nothing")
+    return float(scores[-1])
+
+
+def select_run(runs: list[Path]) -> tuple[Path, dict]:
+    """The run to ship (best final validation S-measure; the first on a tie) and the selection record. A
+    single run is shipped as it is; its score is recorded when it has one (null when it validated on nothing)."""
+    if len(runs) == 1:
+        try:
+            scores = {runs[0]: validation_score(runs[0])}
+        except DataError:
+            scores = {runs[0]: None}
+    else:
+        scores = {run: validation_score(run) for run in runs}
+    best = max(runs, key=lambda run: scores[run] if scores[run] is not None else -1.0)
+    return best, {"rule": "highest final val/s_measure on held-out DAVIS-train sequences (DAVIS val unused)",
+                  "candidates": {str(run): score for run, score in scores.items()}}
 
 
 def copy_weights(ckpt: Path, classifier: Path, weights: Path) -> Path:
@@ -137,8 +168,9 @@ def training_record(run: Path) -> dict:
     }
 
 
-def ship(run: Path, davis: Path, weights: Path, results: Path, work: Path, *, figure: Path | None = None,
+def ship(runs: list[Path], davis: Path, weights: Path, results: Path, work: Path, *, figure: Path | None = None,
          show: tuple[str, ...] = ()) -> dict:
+    run, selection = select_run(runs)
     ckpt, classifier, run_metrics = run_files(run)
     shipped = copy_weights(ckpt, classifier, weights)
     loaded = load_checkpoint(shipped)
@@ -151,6 +183,7 @@ def ship(run: Path, davis: Path, weights: Path, results: Path, work: Path, *, fi
         "checkpoint": shipped.name,
         "checkpoint_mb": round(shipped.stat().st_size / 2**20, 2),
         "source_run": str(run),
+        "selection": selection,
         "training": training_record(run),
         "predict_defaults": {"crf": loaded.crf is not None, "network_size": list(loaded.trained_size or []),
                              "classifier": str(CLASSIFIER_IN_RUN)},
@@ -166,7 +199,8 @@ def ship(run: Path, davis: Path, weights: Path, results: Path, work: Path, *, fi
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run", type=Path, help="a finished study run (e.g. runs/davis-study/seed0/SCNN)")
+    parser.add_argument("runs", type=Path, nargs="+",
+                        help="finished study runs (e.g. runs/davis-study/seed*/SCNN); the best by validation ships")
     parser.add_argument("--davis", type=Path, required=True, help="DAVIS-2016 root (official layout)")
     parser.add_argument("--weights", type=Path, default=Path(__file__).resolve().parents[1] / "scnn_lightning" / "weights")
     parser.add_argument("--results", type=Path, default=Path(__file__).resolve().parent / "results" / "davis")
@@ -175,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--show", nargs="+", default=["blackswan", "bmx-trees"], help="val sequences in --figure")
     args = parser.parse_args(argv)
     try:
-        card = ship(args.run, args.davis, args.weights, args.results, args.work, figure=args.figure,
+        card = ship(args.runs, args.davis, args.weights, args.results, args.work, figure=args.figure,
                     show=tuple(args.show))
     except DataError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -17,10 +17,11 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import InterpolationToMissingValueError
 
 from ablations.launch import command
-from ablations.ship import ship
+from ablations.ship import select_run, ship, validation_score
 from experiments.run import datamodule, run
 from scnn_lightning.data.datamodule import load_sequences, split_train_val
 from scnn_lightning.data.readers import load_index
+from scnn_lightning.errors import DataError
 from scnn_lightning.evaluate import evaluate_folders
 from scnn_lightning.predict import main as predict_main
 from scnn_lightning.weak.sources import FolderSource, build_sources
@@ -119,8 +120,9 @@ def test_ship_writes_weights_card_and_scores_that_predict_and_evaluate_give(tmp_
     run_dir, _ = tiny_scnn_run
     weights, results = tmp_path / "weights", tmp_path / "results"
     shown = [s.name for s in load_index("davis", tiny_layouts["davis"], "val").sequences]
-    card = ship(run_dir, tiny_layouts["davis"], weights, results, tmp_path / "work", figure=tmp_path / "fig.png",
+    card = ship([run_dir], tiny_layouts["davis"], weights, results, tmp_path / "work", figure=tmp_path / "fig.png",
                 show=tuple(shown))
+    assert card["selection"]["candidates"] == {str(run_dir): None}  # one run: shipped, it held out no sequence
     assert cv2.imread(str(tmp_path / "fig.png")).shape == (40 * len(shown), 56 * 4, 3)  # frame|truth|map|overlay
     assert (weights / "scnn-davis.ckpt").is_file() and (weights / "temporal" / "region_classifier.pt").is_file()
     assert "optimizer_states" not in torch.load(weights / "scnn-davis.ckpt", weights_only=True)
@@ -141,6 +143,30 @@ def test_ship_writes_weights_card_and_scores_that_predict_and_evaluate_give(tmp_
     again = evaluate_folders(tmp_path / "again", tiny_layouts["davis"], tmp_path / "again_eval", dataset="davis",
                              split="val", temporal=False)
     assert again["mae"] == pytest.approx(val["mae"], abs=1e-12)
+
+
+def write_validation_log(run: Path, version: int, scores: list[float]) -> None:
+    log = run / "csv" / "stage2" / f"version_{version}" / "metrics.csv"
+    log.parent.mkdir(parents=True)
+    rows = [row for epoch, score in enumerate(scores)  # as Lightning writes it: training rows between validations
+            for row in (f"{epoch},{epoch * 10},,0.5", f"{epoch},{epoch * 10 + 9},{score},")]
+    log.write_text("epoch,step,val/s_measure,train/loss\n" + "\n".join(rows) + "\n")
+
+
+def test_the_run_best_on_held_out_train_sequences_is_chosen(tmp_path):
+    first, second, third = (tmp_path / f"seed{i}" / "SCNN" for i in range(3))
+    write_validation_log(first, 0, [0.5, 0.9, 0.70])  # its best epoch is not its last: the last counts
+    write_validation_log(second, 0, [0.9])  # an older, unfinished log
+    write_validation_log(second, 10, [0.6, 0.72])  # version 10 is newer than version 0 (not an alphabetic sort)
+    best, selection = select_run([first, second])
+    assert best == second and selection["candidates"] == {str(first): 0.70, str(second): 0.72}
+    assert "held-out DAVIS-train" in selection["rule"]
+    assert select_run([third]) == (third, {"rule": selection["rule"], "candidates": {str(third): None}})
+    with pytest.raises(DataError, match="no CSV log of stage 2"):  # choosing needs every candidate's score
+        select_run([first, third])
+    write_validation_log(third, 0, [])
+    with pytest.raises(DataError, match="no val/s_measure"):
+        validation_score(third)
 
 
 needs_real = pytest.mark.skipif(not all(p.is_dir() for p in REAL_ROOTS.values()),

@@ -8,11 +8,13 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from ablations.collect import find_runs
-from ablations.launch import plan
+from ablations.collect import find_runs, reproduce_section
+from ablations.launch import STUDY_FILE, plan, read_study, record_study
+from scnn_lightning.errors import DataError
 from tests.conftest import TINY_OVERRIDES
 from tests.test_compare import write_baselines
 
@@ -56,8 +58,11 @@ def test_tiny_study_runs_and_collects(tmp_path, data_dir):
                                                        "csnet-x2": "reference map", "centre": "reference map"}
     report = (results / "report.md").read_text()
     assert "Warning" not in report and "| CSNet-x2 (map) | pysod | off | — | — |" in report
-    # Reproducible: the launch command rebuilt from the runs' overrides is the one that made them.
+    # Reproducible: the launch command the study recorded, once (the rerun resumed it), and the collect.
+    assert read_study(study) == [{"command": shlex.join(["python", *launch[1:]]),
+                                  "runs": ["seed0/stage1", "seed0/OS", "seed0/SCNN", "seed0/SCNN-noCRF"]}]
     assert shlex.join(["python", *launch[1:]]) in report and shlex.join(["python", *collect[1:]]) in report
+    assert "Progress: all 4 planned runs (stage 1 included) are finished." in report
 
     # Records: each run's light files at its place under the study, and nothing heavy.
     records = results / "runs" / "seed0"
@@ -93,3 +98,37 @@ def test_find_runs_skips_the_results_folder_and_what_is_inside_a_run(tmp_path):
         (tmp_path / folder / "metrics.json").write_text("{}")
     (tmp_path / "seed1" / "stage1").mkdir()
     assert find_runs(tmp_path, exclude=tmp_path / "results") == [tmp_path / "seed0" / "SCNN"]
+
+
+def test_report_quotes_the_recorded_launches_and_what_is_still_to_run(tmp_path):
+    study = tmp_path / "study"
+    runs = []
+    for tag in ("OS", "SCNN-noCRF"):  # finished runs with the overrides the launcher gave them
+        (study / "seed0" / tag / ".hydra").mkdir(parents=True)
+        overrides = [f"ablation={'SCNN' if tag != 'OS' else 'OS'}", "seed=0", "data=davis"]
+        (study / "seed0" / tag / ".hydra" / "overrides.yaml").write_text("\n".join(f"- {o}" for o in overrides))
+        (study / "seed0" / tag / "metrics.json").write_text("{}")
+        runs.append(SimpleNamespace(path=study / "seed0" / tag, variant=tag, seed=0))
+    section = reproduce_section(study, runs, "", "python -m ablations.collect study", records=None,
+                                per_sequence=False, out=tmp_path / "out")
+    # No study.json (a study from before it existed): the command is rebuilt from the runs' overrides.
+    assert "python -m ablations.launch --out " + str(study) + " --seeds 0 --variants OS --extras crf -- " \
+           "data=davis" in section and "Progress" not in section
+
+    argv = ["--out", str(study), "--seeds", "0", "1", "--variants", "OS", "--extras", "crf", "--", "data=davis"]
+    jobs = plan(study, [0, 1], ["OS"], ["crf"], ["data=davis"])
+    record_study(study, argv, jobs)
+    record_study(study, argv, jobs)  # a resume adds nothing
+    record_study(study, [*argv[:3], "2", *argv[5:]], plan(study, [2], ["OS"], ["crf"], ["data=davis"]))
+    section = reproduce_section(study, runs, "", "python -m ablations.collect study", records=None,
+                                per_sequence=False, out=tmp_path / "out")
+    assert f"python -m ablations.launch --out {study} --seeds 0 1 --variants OS" in section
+    assert f"python -m ablations.launch --out {study} --seeds 2 --variants OS" in section
+    assert ("Progress: 2 of 9 planned runs (stage 1 included) are finished; not yet: seed0/stage1, seed1/stage1, "
+            "seed1/OS, seed1/SCNN-noCRF, seed2/stage1, seed2/OS, seed2/SCNN-noCRF.") in section
+
+
+def test_a_broken_study_file_is_an_error_naming_it(tmp_path):
+    (tmp_path / STUDY_FILE).write_text('{"launches": [{"command": "x"}]}')
+    with pytest.raises(DataError, match=STUDY_FILE):
+        read_study(tmp_path)
