@@ -237,6 +237,7 @@ def run(cfg: DictConfig) -> dict:
         else:
             log.info("stage 2: not trained; testing the given %s checkpoint %s", variant.code, trained)
         log.info("test: predictions %s", out / "predictions")
+        module.test_workers = cfg.get("test_workers", 0)
         trainer.test(module, datamodule=dm, ckpt_path=str(trained) if trained else None)
 
     # Top level: every test frame pooled (the protocol's average over all sets); `datasets`: each test set alone.

@@ -32,10 +32,12 @@ def make_sources(root: Path) -> list[dict]:
     return [{"dataset": "davis", "root": str(davis), "split": "val"}, {"dataset": "davis", "root": str(other)}]
 
 
-def run_test_phase(trainer: L.Trainer, sources: list[dict], protocol: str, predictions: Path) -> SaliencyModule:
+def run_test_phase(trainer: L.Trainer, sources: list[dict], protocol: str, predictions: Path,
+                   workers: int = 0) -> SaliencyModule:
     L.seed_everything(0)  # the same weights on every rank and in every call
     module = create_module("sFCN", width=0.0625, fc_channels=16, dropout=0.0, crf={"iterations": 2},
                            protocol=protocol, predictions_dir=str(predictions))
+    module.test_workers = workers
     trainer.test(module, datamodule=SaliencyDataModule(test=sources, size=NETWORK_SIZE, batch_size=2))
     return module
 

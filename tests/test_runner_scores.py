@@ -16,6 +16,7 @@ from experiments.run import run
 from scnn_lightning.data.datamodule import SaliencyDataModule, ShardSampler, collate_eval, name_test_sets
 from scnn_lightning.errors import DataError
 from scnn_lightning.evaluate import SCALAR_KEYS, evaluate_folders
+from scnn_lightning.metrics import scalar_scores
 from scnn_lightning.utils import to_uint8_map, write_png_map
 from tests.conftest import compose_run
 from tests.ddp_score_run import NETWORK_SIZE, cpu_trainer, make_sources, run_test_phase
@@ -61,6 +62,20 @@ def test_scores_equal_the_evaluator_on_the_written_maps(tmp_path, sources, proto
             assert pooled[key] == pytest.approx(sum(s[key] * s["frames"] for s in sets) / 9, abs=1e-12), key
 
 
+def test_test_workers_change_nothing_but_where_the_crf_runs(tmp_path, sources):
+    """Frames made and scored in 2 worker processes: the same PNGs and the same scores as in the test process."""
+    alone = run_test_phase(cpu_trainer(), sources, "pysod", tmp_path / "alone")
+    pooled = run_test_phase(cpu_trainer(), sources, "pysod", tmp_path / "pooled", workers=2)
+    assert pooled.scorer.pool is None  # the workers ended with the test phase
+    for name, scores in alone.test_set_scores.items():
+        assert scalar_scores(pooled.test_set_scores[name]) == scalar_scores(scores)
+    assert pooled.test_sequence_scores == alone.test_sequence_scores
+    written = sorted(p.relative_to(tmp_path / "alone") for p in (tmp_path / "alone").rglob("*.png"))
+    assert len(written) == 9
+    for path in written:
+        assert (tmp_path / "pooled" / path).read_bytes() == (tmp_path / "alone" / path).read_bytes()
+
+
 def test_lightning_predict_gives_the_maps_the_test_step_wrote(tmp_path, sources):
     """`trainer.predict` (CRF on) returns, per frame, the 8-bit frame-size map the test step saved as PNG."""
     trainer = cpu_trainer()
@@ -76,7 +91,7 @@ def test_lightning_predict_gives_the_maps_the_test_step_wrote(tmp_path, sources)
 
 def test_runner_records_each_test_set(tmp_path, data_dir, sources):
     """metrics.json keeps its top-level keys and adds `datasets`; maps and PR curves per set; the report reads them."""
-    cfg = compose_run(tmp_path, data_dir, ["ablation=sFCN", "crf=null", "report=true",
+    cfg = compose_run(tmp_path, data_dir, ["ablation=sFCN", "crf=null", "report=true", "test_workers=1",
                                            "++trainer.limit_test_batches=1.0"])
     cfg.data.test = sources
     run(cfg)

@@ -16,13 +16,13 @@ import torch
 from lightning.pytorch.loggers import WandbLogger
 
 from scnn_lightning.crf import CRFParams, frame_size_map
-from scnn_lightning.metrics.functional import saved_map_scores
 from scnn_lightning.metrics.sod import SODMetrics, scalar_scores, sequence_scores
 from scnn_lightning.models.cascade import Cascade
 from scnn_lightning.models.fcn import FCN, FCN2_INITS
 from scnn_lightning.models.losses import balanced_bce
 from scnn_lightning.models.variants import Variant, get_variant
 from scnn_lightning.models.vgg import DEFAULT_FC6, load_imagenet_vgg16
+from scnn_lightning.training.test_scoring import FrameScorer
 from scnn_lightning.training.wandb_media import PANELS, log_wandb_media
 from scnn_lightning.utils import write_png_map
 
@@ -47,6 +47,8 @@ class SaliencyModule(L.LightningModule):
         self.val_metrics = SODMetrics(protocol="pysod")
         self.test_metrics = SODMetrics(protocol=protocol)
         self.predictions_dir = Path(predictions_dir) if predictions_dir else None
+        self.test_workers = 0  # processes that make and score the test maps (`FrameScorer`); not a model setting
+        self.scorer: FrameScorer | None = None
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["scnn"] = {"stage": self.stage, "variant": getattr(self, "variant_code", "image")}
@@ -93,6 +95,7 @@ class SaliencyModule(L.LightningModule):
             raise ValueError("test with a SaliencyDataModule that has test sources: its test sets name the scores")
         self.set_metrics = {name: SODMetrics(protocol=self.hparams.protocol).to(self.device) for name in names}
         self.test_metrics.reset()
+        self.scorer = FrameScorer(self.crf_params, self.test_workers)
         self.sequence_rows: dict[tuple[str, str], list] = {}  # (set, sequence) -> [(frame index, score row)]
         self.panels = []  # a few (frame | ground truth | prediction) panels for the dashboards
 
@@ -103,11 +106,9 @@ class SaliencyModule(L.LightningModule):
             raise KeyError("test batches need `dataset`, `frame_full` and `mask_full` "
                            "(as SaliencyDataModule.test_dataloader gives them)")
         maps = torch.sigmoid(self(batch))[:, 0].float().cpu().numpy()
-        for i, saliency in enumerate(maps):
+        for i, (saved, row) in enumerate(self.scorer(maps, batch["frame_full"], batch["mask_full"])):
             frame, mask = batch["frame_full"][i], batch["mask_full"][i]
             name, seq, index = batch["dataset"][i], batch["sequence"][i], int(batch["index"][i])
-            saved = self.frame_map(saliency, frame)
-            row = saved_map_scores(saved, mask)
             self.set_metrics[name].update(scores=row, sequence=seq, frame_index=index)
             self.test_metrics.update(scores=row, sequence=f"{name}/{seq}", frame_index=index)
             self.sequence_rows.setdefault((name, seq), []).append((index, row.cpu()))
@@ -123,6 +124,7 @@ class SaliencyModule(L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         """`test_scores`: every test frame pooled; `test_set_scores`: per test set (all ranks reduced)."""
+        self.scorer.close()
         self.test_set_scores = {name: metric.compute() for name, metric in self.set_metrics.items()}
         self.test_sequence_scores = self._sequence_scores()
         self.test_scores = self.test_metrics.compute()
@@ -135,6 +137,10 @@ class SaliencyModule(L.LightningModule):
         for logger in self.loggers:
             if isinstance(logger, WandbLogger):
                 log_wandb_media(logger, self.test_scores, self.panels)
+
+    def teardown(self, stage: str) -> None:
+        if self.scorer is not None:  # a test phase stopped by an error still ends its worker processes
+            self.scorer.close()
 
     def _sequence_scores(self) -> dict[str, list[dict]]:
         """{test set: [{sequence, frames, scores…}]}, as the evaluator's per_sequence.csv (rows of all ranks)."""
