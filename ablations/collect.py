@@ -13,7 +13,8 @@ the same tag (variant, or e.g. SCNN-noCRF) over several seeds are reported as me
                        logger's loss and validation curves), weak_labels/round_NNN/manifest.json of every
                        round, and with --gt its per_sequence.csv. Nothing heavy (no maps, labels or
                        checkpoints), so the folder can be committed. `--records DIR` writes them elsewhere,
-                       `--no-records` not at all.
+                       `--no-records` not at all. Records of runs no longer under the study root are listed
+                       as warnings; `--prune-records` deletes them.
   per_sequence.csv     with --gt: every run's scores per test sequence, computed from its saved maps of the
                        test set --dataset/--split name by the project's evaluator against --gt (cached in
                        its records as long as they are newer than its maps), then the rows of
@@ -32,6 +33,7 @@ import argparse
 import csv
 import os
 import shlex
+import shutil
 import sys
 from pathlib import Path
 
@@ -41,7 +43,7 @@ from ablations.baselines import KEYS
 from ablations.launch import EXTRAS, STUDY_FILE, finished, read_study
 from experiments.compare import build_report
 from experiments.report.per_sequence import agreement_warning, score_sequences
-from experiments.report.records import copy_records
+from experiments.report.records import copy_records, stale_records
 from experiments.report.references import load_references, per_sequence_file
 from experiments.report.runs import Run, load_run
 from experiments.report.tables import REFERENCE_KIND, TRAINED_KIND
@@ -205,20 +207,25 @@ def per_sequence_scores(runs: list[Run], destinations: dict[Path, Path] | None, 
 
 
 def collect(root: Path, out: Path, *, gt: Path | None, dataset: str, split: str | None, baselines: Path | None,
-            records: Path | None, frames: int, command: str) -> Path:
+            records: Path | None, frames: int, command: str, prune_records: bool = False) -> Path:
     """Records, per-sequence scores and the report of the study under `root`; returns report.md's path."""
     run_dirs = find_runs(root, exclude=out)
     runs = [load_run(d) for d in run_dirs]
     refs = load_references(baselines) if baselines is not None else None  # a bad file stops us before scoring
-    destinations = None
+    destinations, warnings = None, []
     if records is not None:
         destinations = {d: records / d.relative_to(root) for d in run_dirs}
         for d in run_dirs:
             copy_records(d, destinations[d])
-    warnings = []
+        for stale in stale_records(records, list(destinations.values())):
+            if prune_records:
+                shutil.rmtree(stale)
+            else:
+                warnings.append(f"{stale}: records of a run that is not in {root} (--prune-records removes them)")
     if gt is not None:
-        rows, warnings = per_sequence_scores(runs, destinations, gt=gt, dataset=dataset, split=split,
+        rows, scoring_warnings = per_sequence_scores(runs, destinations, gt=gt, dataset=dataset, split=split,
                                              test_set=name_of_test_set(dataset, split))
+        warnings += scoring_warnings
         if baselines is not None:
             rows += reference_rows(baselines)
         write_per_sequence(out / "per_sequence.csv", rows)
@@ -238,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baselines", type=Path, help="baselines.json of python -m ablations.baselines")
     parser.add_argument("--records", type=Path, help="where the runs' records go (default: OUT/runs)")
     parser.add_argument("--no-records", action="store_true", help="copy no records (per-sequence scores uncached)")
+    parser.add_argument("--prune-records", action="store_true",
+                        help="delete records of runs that are no longer in the study (listed as warnings otherwise)")
     parser.add_argument("--frames", type=int, default=6, help="rows of the qualitative grid (0: no grid)")
     args = parser.parse_args(argv)
     if args.no_records and args.records is not None:
@@ -247,7 +256,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.out.mkdir(parents=True, exist_ok=True)
         report = collect(args.root, args.out, gt=args.gt, dataset=args.dataset, split=args.split,
-                         baselines=args.baselines, records=records, frames=args.frames, command=command)
+                         baselines=args.baselines, records=records, frames=args.frames, command=command,
+                         prune_records=args.prune_records)
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

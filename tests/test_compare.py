@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from matplotlib import colors
 
+from ablations.collect import collect
 from experiments.compare import build_report, main
 from experiments.report import per_sequence
 from experiments.report.figures import group_styles, style
@@ -399,3 +400,21 @@ def test_per_sequence_scores_that_do_not_match_the_run_are_flagged(runs, data_di
                                         split=None)
     assert "not the ones the run scored" in per_sequence.agreement_warning(changed, rows, "davis")
     assert "cover 1 frames" in per_sequence.agreement_warning(changed, [{**rows[0], "frames": 1}], "davis")
+
+
+def test_records_of_runs_gone_from_the_study_are_flagged_then_pruned(runs, tmp_path):
+    study = tmp_path / "study"
+    copy_run(runs["sFCN"], study / "seed0" / "sFCN")
+    copy_run(runs["OT"], study / "seed0" / "OT")
+    out = tmp_path / "results"
+    kwargs = dict(gt=None, dataset="davis", split=None, baselines=None, records=out / "runs", frames=0,
+                  command="python -m ablations.collect study")
+    collect(study, out, **kwargs)
+    assert (out / "runs" / "seed0" / "OT" / "metrics.json").is_file()
+    shutil.rmtree(study / "seed0" / "OT")  # the run is dropped from the study
+    report = collect(study, out, **kwargs).read_text()
+    assert f"{out / 'runs' / 'seed0' / 'OT'}: records of a run that is not in {study}" in report
+    assert (out / "runs" / "seed0" / "OT").is_dir()  # only flagged: the folder may be shared with another study
+    report = collect(study, out, **kwargs, prune_records=True).read_text()
+    assert "records of a run" not in report and not (out / "runs" / "seed0" / "OT").exists()
+    assert (out / "runs" / "seed0" / "sFCN" / "metrics.json").is_file()

@@ -42,3 +42,10 @@ def copy_records(run_dir: Path, dest: Path) -> list[Path]:
         copy_file(store.round_dir(round) / MANIFEST, target)
         written.append(target)
     return written
+
+
+def stale_records(records: Path, current: list[Path]) -> list[Path]:
+    """Record folders under `records` (those holding a metrics.json) that belong to none of the `current`
+    destinations: runs since removed from the study, or of another study sharing the folder."""
+    keep = {d.resolve() for d in current}
+    return sorted(p.parent for p in records.rglob(RECORD_FILES["metrics.json"]) if p.parent.resolve() not in keep)
