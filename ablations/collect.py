@@ -47,6 +47,7 @@ from experiments.report.records import copy_records, stale_records
 from experiments.report.references import load_references, per_sequence_file
 from experiments.report.runs import Run, load_run
 from experiments.report.tables import REFERENCE_KIND, TRAINED_KIND
+from experiments.report.wins import wins_section
 from scnn_lightning.data.datamodule import name_of_test_set
 from scnn_lightning.errors import DataError
 from scnn_lightning.models.variants import VARIANTS
@@ -222,6 +223,7 @@ def collect(root: Path, out: Path, *, gt: Path | None, dataset: str, split: str 
                 shutil.rmtree(stale)
             else:
                 warnings.append(f"{stale}: records of a run that is not in {root} (--prune-records removes them)")
+    appendix = ""
     if gt is not None:
         rows, scoring_warnings = per_sequence_scores(runs, destinations, gt=gt, dataset=dataset, split=split,
                                              test_set=name_of_test_set(dataset, split))
@@ -229,10 +231,11 @@ def collect(root: Path, out: Path, *, gt: Path | None, dataset: str, split: str 
         if baselines is not None:
             rows += reference_rows(baselines)
         write_per_sequence(out / "per_sequence.csv", rows)
+        appendix = wins_section(rows, list(dict.fromkeys(run.variant for run in runs)))
     preface = reproduce_section(root, runs, refs.command if refs is not None else "", command, records=records,
                                 per_sequence=gt is not None, out=out)
     return build_report(run_dirs, out, gt=gt, dataset=dataset if gt else None, split=split, frames=frames,
-                        baselines=baselines, preface=preface, warnings=warnings)
+                        baselines=baselines, preface=preface, warnings=warnings, appendix=appendix)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -140,14 +140,14 @@ def _markdown(groups, runs, warnings: list[str], *, has_pr: bool, has_grid: bool
 
 
 def build_report(run_dirs, out, *, gt=None, dataset=None, split=None, frames: int = 6, test_set=None,
-                 baselines=None, preface: str = "", warnings=()) -> Path:
+                 baselines=None, preface: str = "", warnings=(), appendix: str = "") -> Path:
     """Write the comparison report of `run_dirs` under `out`; returns the path of `report.md`.
 
     `test_set`: whose maps the qualitative grid shows (`predictions/<test set>/`); by default the one
     `dataset`/`split` name if the runs recorded it, else the first test set they recorded.
     `baselines`: a baselines.json whose reference maps join the table and figures (module docstring).
     `preface`: markdown placed near the top (e.g. the commands that reproduce the report); `warnings`: more
-    problems to flag beside the report's own.
+    problems to flag beside the report's own; `appendix`: markdown placed before the weak-label rounds.
     """
     if gt is not None and dataset is None:
         raise ValueError("--gt needs --dataset (the reader for that root)")
@@ -181,7 +181,7 @@ def build_report(run_dirs, out, *, gt=None, dataset=None, split=None, frames: in
         tmp.write_text(_markdown(groups, runs, warnings, has_pr=has_pr, has_grid=has_grid,
                                  gt=gt, dataset=dataset, split=split, test_set=test_set,
                                  references=_references_text(refs, named_set or test_set), preface=preface)
-                       + weak_rounds_section(runs, out))
+                       + (f"\n{appendix}\n" if appendix else "") + weak_rounds_section(runs, out))
     return report
 
 

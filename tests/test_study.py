@@ -63,6 +63,7 @@ def test_tiny_study_runs_and_collects(tmp_path, data_dir):
                                   "runs": ["seed0/stage1", "seed0/OS", "seed0/SCNN", "seed0/SCNN-noCRF"]}]
     assert shlex.join(["python", *launch[1:]]) in report and shlex.join(["python", *collect[1:]]) in report
     assert "Progress: all 4 planned runs (stage 1 included) are finished." in report
+    assert "## Sequences won" in report and "| SCNN-noCRF | " in report  # head-to-head per sequence
 
     # Records: each run's light files at its place under the study, and nothing heavy.
     records = results / "runs" / "seed0"
