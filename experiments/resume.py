@@ -47,6 +47,7 @@ HARMLESS = (
     "trainer.enable_progress_bar", "trainer.enable_model_summary", "trainer.log_every_n_steps",
     "logger",                          # the logger group (csv, wandb) and its settings
     "data.num_workers",                # loader processes
+    "test_workers",                    # processes making the test maps: same maps and scores for any number
     "report",                          # write DIR/report/ or not
     "paths.cache_dir", "motion.cache_dir",  # the flow/prior cache: keyed by its inputs, same values anywhere
 )

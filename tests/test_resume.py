@@ -222,7 +222,8 @@ def test_contradicting_override_names_both_values(tmp_path, given, saved_value, 
 
 def test_harmless_overrides_are_allowed_and_the_saved_ones_come_first(tmp_path):
     ckpt = saved_run(tmp_path / "run", SAVED)
-    harmless = ["trainer.max_epochs=5", "logger=wandb", "data.num_workers=2", "++trainer.enable_progress_bar=true"]
+    harmless = ["trainer.max_epochs=5", "logger=wandb", "data.num_workers=2", "++trainer.enable_progress_bar=true",
+                "test_workers=2"]
     argv = resume_argv([f"ckpt_path={ckpt}", *harmless])
     assert argv == [*SAVED, *harmless, f"ckpt_path='{ckpt}'", f"hydra.run.dir='{tmp_path / 'run'}'",
                     f"hydra.output_subdir={RESUMED_SUBDIR}"]
