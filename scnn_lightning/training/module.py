@@ -47,7 +47,7 @@ class SaliencyModule(L.LightningModule):
         self.val_metrics = SODMetrics(protocol="pysod")
         self.test_metrics = SODMetrics(protocol=protocol)
         self.predictions_dir = Path(predictions_dir) if predictions_dir else None
-        self.test_workers = 0  # processes that make and score the test maps (`FrameScorer`); not a model setting
+        self.test_workers = 0  # processes that make the test maps (`FrameScorer`): a machine setting, not the model's
         self.scorer: FrameScorer | None = None
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
@@ -105,7 +105,7 @@ class SaliencyModule(L.LightningModule):
         if "frame_full" not in batch or "dataset" not in batch:
             raise KeyError("test batches need `dataset`, `frame_full` and `mask_full` "
                            "(as SaliencyDataModule.test_dataloader gives them)")
-        maps = torch.sigmoid(self(batch))[:, 0].float().cpu().numpy()
+        maps = self.saliency(batch).float().cpu().numpy()
         for i, (saved, row) in enumerate(self.scorer(maps, batch["frame_full"], batch["mask_full"])):
             frame, mask = batch["frame_full"][i], batch["mask_full"][i]
             name, seq, index = batch["dataset"][i], batch["sequence"][i], int(batch["index"][i])
