@@ -77,14 +77,15 @@ def validation_score(run: Path) -> float:
 def select_run(runs: list[Path]) -> tuple[Path, dict]:
     """The run to ship (best final validation S-measure; the first on a tie) and the selection record. A
     single run is shipped as it is; its score is recorded when it has one (null when it validated on nothing)."""
-    if len(runs) == 1:
+    if len(runs) == 1:  # nothing to choose between
         try:
             scores = {runs[0]: validation_score(runs[0])}
         except DataError:
             scores = {runs[0]: None}
+        best = runs[0]
     else:
         scores = {run: validation_score(run) for run in runs}
-    best = max(runs, key=lambda run: scores[run] if scores[run] is not None else -1.0)
+        best = max(runs, key=scores.__getitem__)
     return best, {"rule": "highest final val/s_measure on held-out DAVIS-train sequences (DAVIS val unused)",
                   "candidates": {str(run): score for run, score in scores.items()}}
 

@@ -378,13 +378,10 @@ class SaliencyDataModule(L.LightningDataModule):
         """Every labelled frame of every test set, tagged with its set, at the network size and as read."""
         if not self.test_sets:
             raise ValueError("no test source given (`test=[...]`)")
-        parts = []
         for test_set in self.test_sets:
             if not test_set.labelled:
                 raise DataError(test_set.spec.root, f"test set {test_set.name} has no frame with ground truth")
-            parts.append(FrameDataset(test_set.labelled, size=self.size, augment=None, motion=self.motion,
-                                      labels=self.eval_label, tag=test_set.name, full_size=True))
-        dataset = ConcatDataset(parts)
+        dataset = self.test_sets_dataset(labelled_only=True)
         return DataLoader(dataset, batch_size=self.batch_size, shuffle=False, sampler=self.test_sampler(dataset),
                           num_workers=self.num_workers, persistent_workers=False, collate_fn=collate_eval)
 
@@ -404,11 +401,15 @@ class SaliencyDataModule(L.LightningDataModule):
     def predict_dataloader(self) -> DataLoader:
         """Every frame of every test set, labelled or not, tagged with its set, at the network size and as read
         (`trainer.predict`)."""
-        dataset = ConcatDataset([FrameDataset(test_set.entries, size=self.size, augment=None, motion=self.motion,
-                                              labels=self.eval_label, tag=test_set.name, full_size=True)
-                                 for test_set in self.test_sets])
-        return DataLoader(dataset, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers,
-                          persistent_workers=False, collate_fn=collate_eval)
+        return DataLoader(self.test_sets_dataset(labelled_only=False), batch_size=self.batch_size, shuffle=False,
+                          num_workers=self.num_workers, persistent_workers=False, collate_fn=collate_eval)
+
+    def test_sets_dataset(self, *, labelled_only: bool) -> ConcatDataset:
+        """The test sets' frames one set after another, each tagged with its set, at the network size and as read."""
+        return ConcatDataset([FrameDataset(test_set.labelled if labelled_only else test_set.entries, size=self.size,
+                                           augment=None, motion=self.motion, labels=self.eval_label,
+                                           tag=test_set.name, full_size=True)
+                              for test_set in self.test_sets])
 
 
 def _fit_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
