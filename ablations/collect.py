@@ -11,10 +11,14 @@ the same tag (variant, or e.g. SCNN-noCRF) over several seeds are reported as me
   runs/seed<N>/<tag>/  each run's records, at its path under the study root: metrics.json, pr_curve.json,
                        config.yaml and overrides.yaml (from .hydra/), logs/<stage>/version_N.csv (the CSV
                        logger's loss and validation curves), weak_labels/round_NNN/manifest.json of every
-                       round, and with --gt its per_sequence.csv. Nothing heavy (no maps, labels or
-                       checkpoints), so the folder can be committed. `--records DIR` writes them elsewhere,
-                       `--no-records` not at all. Records of runs no longer under the study root are listed
-                       as warnings; `--prune-records` deletes them.
+                       round, and with --gt its per_sequence.csv; a seed's stage1/ run its stage1.json,
+                       config and logs; the study's study.json, merged over every machine that ran part of
+                       it. Nothing heavy (no maps, labels or checkpoints), so the folder can be committed.
+                       `--records DIR` writes them elsewhere, `--no-records` not at all.
+                       A run recorded there whose folder is not under the study root (finished on another
+                       machine or in an earlier session, or removed from the study) is reported from its
+                       records (scores, PR curve, per-sequence scores, weak-label rounds; no maps for the
+                       grid) and named in a warning; `--prune-records` deletes such records instead.
   per_sequence.csv     with --gt: every run's scores per test sequence, computed from its saved maps of the
                        test set --dataset/--split name by the project's evaluator against --gt (cached in
                        its records as long as they are newer than its maps), then the rows of
@@ -42,8 +46,8 @@ import yaml
 from ablations.baselines import KEYS
 from ablations.launch import EXTRAS, STUDY_FILE, finished, read_study
 from experiments.compare import build_report
-from experiments.report.per_sequence import agreement_warning, score_sequences
-from experiments.report.records import copy_records, stale_records
+from experiments.report.per_sequence import agreement_warning, read_rows, score_sequences
+from experiments.report.records import copy_records, records_elsewhere
 from experiments.report.references import load_references, per_sequence_file
 from experiments.report.runs import Run, load_run
 from experiments.report.tables import REFERENCE_KIND, TRAINED_KIND
@@ -51,7 +55,7 @@ from experiments.report.wins import wins_section
 from scnn_lightning.data.datamodule import name_of_test_set
 from scnn_lightning.errors import DataError
 from scnn_lightning.models.variants import VARIANTS
-from scnn_lightning.utils import atomic_path
+from scnn_lightning.utils import atomic_path, write_json
 
 # Overrides the launcher sets per job (ablations/launch.py `plan`), so not part of the study-wide ones.
 PER_JOB_KEYS = {"seed", "ablation", "tag", "stage1_only", "stage1.ckpt", "motion.classifier", "stage2.ckpt",
@@ -61,8 +65,9 @@ PER_SEQUENCE_COLUMNS = ["method", "kind", "seed", "sequence", "frames", *KEYS]
 
 
 def find_runs(root: Path, exclude: Path | None = None) -> list[Path]:
-    """Folders below `root` with a metrics.json, not looking inside a run (its maps and labels are many files)
-    nor under `exclude` (the results folder, whose records hold metrics.json copies)."""
+    """Folders below `root` of finished runs (a metrics.json, or stage1.json for a seed's stage 1), not looking
+    inside a run (its maps and labels are many files) nor under `exclude` (the results folder, whose records
+    hold copies of those files)."""
     skip = exclude.resolve() if exclude is not None else None
     runs = []
     for folder, subfolders, files in os.walk(root):
@@ -70,12 +75,10 @@ def find_runs(root: Path, exclude: Path | None = None) -> list[Path]:
         if skip is not None and here.resolve().is_relative_to(skip):
             subfolders.clear()
             continue
-        if "metrics.json" in files:
+        if "metrics.json" in files or "stage1.json" in files:
             runs.append(here)
             subfolders.clear()
         subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
-    if not runs:
-        raise DataError(root, "no run with a metrics.json below this folder")
     return sorted(runs)
 
 
@@ -85,8 +88,8 @@ def _key(override: str) -> str:
 
 def read_overrides(run_dir: Path) -> list[str] | None:
     """The command-line overrides Hydra recorded for a run (None for a run without them)."""
-    path = run_dir / ".hydra" / "overrides.yaml"
-    if not path.is_file():
+    path = next((p for p in (run_dir / ".hydra" / "overrides.yaml", run_dir / "overrides.yaml") if p.is_file()), None)
+    if path is None:  # a run folder keeps them under .hydra/, its records folder at its top
         return None
     try:
         overrides = yaml.safe_load(path.read_text())
@@ -125,7 +128,7 @@ def reproduce_section(root: Path, runs: list[Run], baselines_command: str, colle
                       records: Path | None, per_sequence: bool, out: Path) -> str:
     """The report's opening section: the commands behind it, what the study still has to run and where the
     per-run files are."""
-    launches = read_study(root)
+    launches = read_study(records if records is not None else root)
     if launches:
         commands = [x["command"] for x in launches]
         source, note = f"The launch command is the one the study recorded (`{STUDY_FILE}`)", ""
@@ -142,7 +145,7 @@ def reproduce_section(root: Path, runs: list[Run], baselines_command: str, colle
     elif note:
         lines += [f"Launch: {note}.", ""]
     if launches:
-        lines += [progress_line(root, launches), ""]
+        lines += [progress_line([root, *([records] if records is not None else [])], launches), ""]
     if records is not None:
         folder = os.path.relpath(records.resolve(), out.resolve())
         lines += [f"Per-run records (metrics.json, pr_curve.json, config.yaml, weak-label manifests"
@@ -152,14 +155,23 @@ def reproduce_section(root: Path, runs: list[Run], baselines_command: str, colle
     return "\n".join(lines)
 
 
-def progress_line(root: Path, launches: list[dict]) -> str:
-    """How many of the planned runs (stage 1 included) are finished, and which are not."""
+def progress_line(folders: list[Path], launches: list[dict]) -> str:
+    """How many of the planned runs (stage 1 included) are finished, here or in the records, and which are not."""
     planned = list(dict.fromkeys(run for launch in launches for run in launch["runs"]))
-    pending = [run for run in planned if not finished(root / run)]
+    pending = [run for run in planned if not any(finished(folder / run) for folder in folders)]
     if not pending:
         return f"Progress: all {len(planned)} planned runs (stage 1 included) are finished."
     return (f"Progress: {len(planned) - len(pending)} of {len(planned)} planned runs (stage 1 included) are "
             f"finished; not yet: {', '.join(pending)}.")
+
+
+def merge_study(root: Path, records: Path) -> None:
+    """Keep the study's plan in its records: the launches of root's study.json are added to those recorded
+    there before (by other machines or sessions), each once, in order."""
+    launches = read_study(records)
+    new = [x for x in read_study(root) if x not in launches]
+    if new:
+        write_json(records / STUDY_FILE, {"launches": [*launches, *new]})
 
 
 def run_rows(run: Run, rows: list[dict]) -> list[dict]:
@@ -197,7 +209,11 @@ def per_sequence_scores(runs: list[Run], destinations: dict[Path, Path] | None, 
     rows, warnings = [], []
     for run in runs:
         if not run.predictions(test_set).is_dir():
-            warnings.append(f"{run.path}: no saved maps of {test_set} (predictions/), so no per-sequence scores")
+            kept = run.path / "per_sequence.csv"  # a run reported from its records: the scores they kept
+            if kept.is_file():
+                rows += run_rows(run, read_rows(kept))
+            else:
+                warnings.append(f"{run.path}: no saved maps of {test_set} (predictions/), so no per-sequence scores")
             continue
         cache = destinations[run.path] / "per_sequence.csv" if destinations is not None else None
         scored = score_sequences(run, test_set, gt=gt, dataset=dataset, split=split, cache=cache)
@@ -210,19 +226,28 @@ def per_sequence_scores(runs: list[Run], destinations: dict[Path, Path] | None, 
 def collect(root: Path, out: Path, *, gt: Path | None, dataset: str, split: str | None, baselines: Path | None,
             records: Path | None, frames: int, command: str, prune_records: bool = False) -> Path:
     """Records, per-sequence scores and the report of the study under `root`; returns report.md's path."""
-    run_dirs = find_runs(root, exclude=out)
+    found = find_runs(root, exclude=out)
+    destinations, warnings, elsewhere = None, [], []
+    if records is not None:
+        destinations = {d: records / d.relative_to(root) for d in found}
+        for d in found:
+            copy_records(d, destinations[d])
+        merge_study(root, records)
+        for folder in records_elsewhere(records, list(destinations.values())):
+            if prune_records:
+                shutil.rmtree(folder)
+            else:
+                elsewhere.append(folder)
+    # In study order wherever a run lives (here, or only in the records); stage-1 runs have no scores.
+    place = {**{d: d.relative_to(root) for d in found}, **{d: d.relative_to(records) for d in elsewhere}}
+    run_dirs = sorted((d for d in place if (d / "metrics.json").is_file()), key=place.get)
+    warnings += [f"{d}: reported from its records; its run is not under {root} (made elsewhere, or removed: "
+                 "--prune-records deletes its records)" for d in elsewhere if d in run_dirs]
+    if not run_dirs:
+        where = f" nor in {records}" if records is not None else ""
+        raise DataError(root, f"no run with a metrics.json below this folder{where}")
     runs = [load_run(d) for d in run_dirs]
     refs = load_references(baselines) if baselines is not None else None  # a bad file stops us before scoring
-    destinations, warnings = None, []
-    if records is not None:
-        destinations = {d: records / d.relative_to(root) for d in run_dirs}
-        for d in run_dirs:
-            copy_records(d, destinations[d])
-        for stale in stale_records(records, list(destinations.values())):
-            if prune_records:
-                shutil.rmtree(stale)
-            else:
-                warnings.append(f"{stale}: records of a run that is not in {root} (--prune-records removes them)")
     appendix = ""
     if gt is not None:
         rows, scoring_warnings = per_sequence_scores(runs, destinations, gt=gt, dataset=dataset, split=split,

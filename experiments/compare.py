@@ -30,7 +30,7 @@ import sys
 from pathlib import Path
 
 from experiments.report.figures import compose_overview, plot_mae_bars, plot_pr_curves
-from experiments.report.qualitative import plot_grid, rows_from_dataset, rows_from_predictions
+from experiments.report.qualitative import plot_grid, rows_from_dataset, rows_from_predictions, shown_run
 from experiments.report.references import References, load_references, reference_warnings
 from experiments.report.runs import LOWER_IS_BETTER, Run, VariantGroup, consistency_warnings, group_runs, load_run
 from experiments.report.tables import metrics_table, runtime_table, write_summary_csv
@@ -78,15 +78,21 @@ def _qualitative(groups: list[VariantGroup], out: Path, *, gt, dataset, split, t
     """Draw the grid; returns whether it was drawn and any warning about why not."""
     if frames <= 0:
         return False, []
+    # Runs reported from their records alone kept no maps: the grid shows the others.
+    mapless = [g.label for g in groups if not shown_run(g, test_set).predictions(test_set).is_dir()]
+    notes = [f"no saved maps of {', '.join(mapless)}: not in the qualitative grid"] if mapless else []
+    groups = [g for g in groups if g.label not in mapless]
+    if not groups:
+        return False, notes
     if gt is not None:
         rows = rows_from_dataset(groups, frames, gt=Path(gt), dataset=dataset, split=split, test_set=test_set)
     else:
         rows = rows_from_predictions(groups, frames, test_set)
     if not rows:
-        return False, ["no test frame has a saliency map in every run's predictions/ folder; "
-                       "the qualitative grid is left out"]
+        return False, [*notes, "no test frame has a saliency map in every run's predictions/ folder; "
+                               "the qualitative grid is left out"]
     plot_grid(rows, groups, out / "qualitative.png")
-    return True, []
+    return True, notes
 
 
 def _references_text(refs: References | None, test_set: str | None) -> list[str]:

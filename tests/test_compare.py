@@ -195,10 +195,16 @@ def test_a_repeated_seed_is_flagged(runs, tmp_path, capsys):
         build_report([runs["OT"], runs["OT"]], tmp_path / "out2", frames=0)
 
 
-def test_runs_without_shared_predictions_leave_the_grid_out(runs, tmp_path, capsys):
+def test_runs_without_maps_leave_the_grid_and_unshared_maps_leave_it_out(runs, tmp_path, capsys):
     bare = copy_run(runs["OT"], tmp_path / "ot_no_maps")
     shutil.rmtree(bare / "predictions")
-    out = build_report([runs["sFCN"], bare], tmp_path / "out")
+    out = build_report([runs["sFCN"], bare], tmp_path / "out")  # e.g. a run reported from its records
+    assert "no saved maps of OT: not in the qualitative grid" in out.read_text()
+    assert (out.parent / "qualitative.png").is_file()
+    elsewhere = copy_run(runs["OT"], tmp_path / "ot_other_frames")
+    for sequence in [p for p in (elsewhere / "predictions").glob("*/*") if p.is_dir()]:
+        sequence.rename(sequence.with_name("other-" + sequence.name))
+    out = build_report([runs["sFCN"], elsewhere], tmp_path / "out2")
     assert "the qualitative grid is left out" in out.read_text() and "left out" in capsys.readouterr().err
     assert not (out.parent / "qualitative.png").exists() and (out.parent / "overview.png").is_file()
 
@@ -402,19 +408,24 @@ def test_per_sequence_scores_that_do_not_match_the_run_are_flagged(runs, data_di
     assert "cover 1 frames" in per_sequence.agreement_warning(changed, [{**rows[0], "frames": 1}], "davis")
 
 
-def test_records_of_runs_gone_from_the_study_are_flagged_then_pruned(runs, tmp_path):
+def test_runs_gone_from_the_study_are_reported_from_their_records_until_pruned(runs, tmp_path):
     study = tmp_path / "study"
     copy_run(runs["sFCN"], study / "seed0" / "sFCN")
     copy_run(runs["OT"], study / "seed0" / "OT")
     out = tmp_path / "results"
-    kwargs = dict(gt=None, dataset="davis", split=None, baselines=None, records=out / "runs", frames=0,
+    kwargs = dict(gt=None, dataset="davis", split=None, baselines=None, records=out / "runs", frames=2,
                   command="python -m ablations.collect study")
     collect(study, out, **kwargs)
     assert (out / "runs" / "seed0" / "OT" / "metrics.json").is_file()
-    shutil.rmtree(study / "seed0" / "OT")  # the run is dropped from the study
-    report = collect(study, out, **kwargs).read_text()
-    assert f"{out / 'runs' / 'seed0' / 'OT'}: records of a run that is not in {study}" in report
-    assert (out / "runs" / "seed0" / "OT").is_dir()  # only flagged: the folder may be shared with another study
-    report = collect(study, out, **kwargs, prune_records=True).read_text()
-    assert "records of a run" not in report and not (out / "runs" / "seed0" / "OT").exists()
-    assert (out / "runs" / "seed0" / "sFCN" / "metrics.json").is_file()
+    shutil.rmtree(study / "seed0" / "OT")  # made on another machine, or dropped from the study
+    report = collect(study, out, **kwargs)
+    text = report.read_text()
+    assert f"{out / 'runs' / 'seed0' / 'OT'}: reported from its records; its run is not under {study}" in text
+    assert table_rows(report)["OT"]["mae ↓"].strip("*") == f"{metrics_of(runs['OT'])['mae']:.3f}"
+    assert "no saved maps of OT" in text and "![qualitative]" in text  # the grid shows the run that kept maps
+    text = collect(study, out, **kwargs, prune_records=True).read_text()
+    assert "OT" not in table_rows(out / "report.md") and not (out / "runs" / "seed0" / "OT").exists()
+    assert "reported from its records" not in text and (out / "runs" / "seed0" / "sFCN" / "metrics.json").is_file()
+    (study / "seed0" / "sFCN" / "metrics.json").unlink()  # nothing finished anywhere
+    with pytest.raises(DataError, match="no run with a metrics.json below this folder"):
+        collect(study, out, **kwargs, prune_records=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -75,8 +76,12 @@ def test_tiny_study_runs_and_collects(tmp_path, data_dir):
     manifests = {p.relative_to(study / "seed0").as_posix()
                  for p in study.glob("seed0/*/weak_labels/round_*/manifest.json")}
     assert {"OS/weak_labels/round_000/manifest.json", "SCNN/weak_labels/round_001/manifest.json"} <= manifests
-    assert {p.relative_to(records).as_posix() for p in records.rglob("*") if p.is_file()} == expected | manifests | logs
+    stage1 = {f"stage1/{name}"
+              for name in ("stage1.json", "config.yaml", "overrides.yaml", "logs/stage1/version_0.csv")}
+    assert {p.relative_to(records).as_posix() for p in records.rglob("*") if p.is_file()} == \
+        expected | manifests | logs | stage1
     assert json.loads((records / "SCNN" / "metrics.json").read_text()) == metrics["SCNN"]
+    assert read_study(results / "runs") == read_study(study)  # the plan travels with the records
 
     # Per-sequence scores: every run's add up to its own metrics; the baselines' rows follow.
     per_sequence = list(csv.DictReader((results / "per_sequence.csv").open()))
@@ -92,13 +97,32 @@ def test_tiny_study_runs_and_collects(tmp_path, data_dir):
     assert not (study / "seed0" / "SCNN-noCRF" / "checkpoints").exists()  # SCNN's model tested again, no training
     assert (results / "report.md").is_file() and (results / "pr_curves.png").is_file()
 
+    # The study goes on on another machine: OS's run folder and the study's plan are gone, its records stay.
+    def scores(path):  # summary.csv without the column saying where each run lives
+        return [{k: v for k, v in row.items() if k != "runs"} for row in csv.DictReader(path.open())]
+
+    summary, grid = scores(results / "summary.csv"), (results / "qualitative.png").stat().st_mtime_ns
+    shutil.rmtree(study / "seed0" / "OS")
+    (study / STUDY_FILE).unlink()
+    done = subprocess.run(collect, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = (results / "report.md").read_text()
+    assert scores(results / "summary.csv") == summary  # OS still in the table, from its records
+    assert list(csv.DictReader((results / "per_sequence.csv").open())) == per_sequence
+    assert f"{records / 'OS'}: reported from its records" in report and "no saved maps of OS" in report
+    assert "Progress: all 4 planned runs (stage 1 included) are finished." in report  # the plan from the records
+    assert (results / "qualitative.png").stat().st_mtime_ns > grid  # redrawn from the runs that kept maps
+
 
 def test_find_runs_skips_the_results_folder_and_what_is_inside_a_run(tmp_path):
     for folder in ("seed0/SCNN", "seed0/SCNN/report/inner", "results/runs/seed0/SCNN", "seed1/.hidden"):
         (tmp_path / folder).mkdir(parents=True)
         (tmp_path / folder / "metrics.json").write_text("{}")
-    (tmp_path / "seed1" / "stage1").mkdir()
-    assert find_runs(tmp_path, exclude=tmp_path / "results") == [tmp_path / "seed0" / "SCNN"]
+    (tmp_path / "seed1" / "stage1").mkdir()  # not finished: no stage1.json yet
+    (tmp_path / "seed0" / "stage1").mkdir()
+    (tmp_path / "seed0" / "stage1" / "stage1.json").write_text("{}")
+    assert find_runs(tmp_path, exclude=tmp_path / "results") == [tmp_path / "seed0" / "SCNN",
+                                                                  tmp_path / "seed0" / "stage1"]
 
 
 def test_report_quotes_the_recorded_launches_and_what_is_still_to_run(tmp_path):
@@ -133,3 +157,15 @@ def test_a_broken_study_file_is_an_error_naming_it(tmp_path):
     (tmp_path / STUDY_FILE).write_text('{"launches": [{"command": "x"}]}')
     with pytest.raises(DataError, match=STUDY_FILE):
         read_study(tmp_path)
+
+
+@pytest.mark.skipif(not (ROOT / ".git").exists() or shutil.which("git") is None, reason="needs the git checkout")
+def test_git_does_not_ignore_a_studys_records():
+    # The records are what survives the machine a study ran on: they must reach the commit.
+    paths = ["ablations/results/davis/runs/study.json", "ablations/results/davis/runs/seed1/SCNN/metrics.json",
+             "ablations/results/davis/runs/seed1/SCNN/logs/stage2/version_0.csv",
+             "ablations/results/davis/runs/seed1/SCNN/weak_labels/round_001/manifest.json"]
+    ignored = subprocess.run(["git", "check-ignore", "--no-index", *paths], cwd=ROOT, capture_output=True, text=True)
+    assert ignored.returncode == 1 and ignored.stdout == "", f"git ignores: {ignored.stdout}"
+    assert subprocess.run(["git", "check-ignore", "--no-index", "runs/davis-study/seed1/SCNN/metrics.json"],
+                          cwd=ROOT, capture_output=True).returncode == 0  # a study's own run folders stay out

@@ -3,7 +3,7 @@ its ground truth, then each variant's saliency map.
 
 Frames are picked deterministically and spread over the sequences (evenly spaced sequences, then evenly
 spaced frames inside each), among the frames every variant has a map for. Each variant's maps come
-from its first run (lowest seed), from the folder of one test set (`Run.predictions`).
+from its lowest seed that kept them (`shown_run`), from the folder of one test set (`Run.predictions`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from experiments.report.figures import new_figure, save
-from experiments.report.runs import VariantGroup
+from experiments.report.runs import Run, VariantGroup
 from scnn_lightning.data.io import read_frame, read_mask
 from scnn_lightning.data.readers import load_index
 from scnn_lightning.data.records import FrameRef
@@ -33,12 +33,18 @@ class GridRow:
     maps: list[np.ndarray]  # one float map in [0, 1] per variant
 
 
+def shown_run(group: VariantGroup, test_set: str | None) -> Run:
+    """The run whose maps stand for `group`: its lowest seed with saved maps (a run reported from its records
+    alone has none), else its lowest seed."""
+    return next((r for r in group.runs if r.predictions(test_set).is_dir()), group.runs[0])
+
+
 def prediction_path(group: VariantGroup, key: FrameKey, test_set: str | None) -> Path:
-    return group.runs[0].predictions(test_set) / key[0] / f"{key[1]}.png"
+    return shown_run(group, test_set).predictions(test_set) / key[0] / f"{key[1]}.png"
 
 
 def predicted_frames(group: VariantGroup, test_set: str | None) -> set[FrameKey]:
-    root = group.runs[0].predictions(test_set)
+    root = shown_run(group, test_set).predictions(test_set)
     return {(p.parent.name, p.stem) for p in root.glob("*/*.png")}
 
 

@@ -1,10 +1,11 @@
 """A run's light records, copied so a study's results can be committed without its heavy files.
 
-From a run directory: `metrics.json`, `pr_curve.json`, `.hydra/config.yaml` and `.hydra/overrides.yaml` (as
-`config.yaml`, `overrides.yaml`), the `manifest.json` of every published weak-label round
-(`weak_labels/round_NNN/manifest.json`), and the CSV logger's per-step/epoch training and validation figures
-(`csv/<stage>/version_N/metrics.csv` as `logs/<stage>/version_N.csv`). Label images, predictions and
-checkpoints stay behind.
+From a run directory: `metrics.json` (`stage1.json` for a seed's stage-1 run), `pr_curve.json`,
+`.hydra/config.yaml` and `.hydra/overrides.yaml` (as `config.yaml`, `overrides.yaml`), the `manifest.json` of
+every published weak-label round (`weak_labels/round_NNN/manifest.json`), and the CSV logger's per-step/epoch
+training and validation figures (`[stage1/]csv/<stage>/version_N/metrics.csv` as `logs/<stage>/version_N.csv`).
+Label images, predictions and checkpoints stay behind. The records hold what a report needs, so a run whose
+folder is gone (made on another machine) is reported from them (`ablations.collect`).
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from scnn_lightning.utils import atomic_path
 from scnn_lightning.weak.store import MANIFEST, WeakLabelStore
 
 # source inside the run directory -> name in the records folder
-RECORD_FILES = {"metrics.json": "metrics.json", "pr_curve.json": "pr_curve.json", ".hydra/config.yaml": "config.yaml",
-                ".hydra/overrides.yaml": "overrides.yaml"}
+RECORD_FILES = {"metrics.json": "metrics.json", "stage1.json": "stage1.json", "pr_curve.json": "pr_curve.json",
+                ".hydra/config.yaml": "config.yaml", ".hydra/overrides.yaml": "overrides.yaml"}
+LOGS = ("csv/*/version_*/metrics.csv", "stage1/csv/*/version_*/metrics.csv")  # a stage-1 run logs one level down
 
 
 def copy_file(src: Path, dst: Path) -> None:
@@ -32,7 +34,7 @@ def copy_records(run_dir: Path, dest: Path) -> list[Path]:
         if (run_dir / source).is_file():
             copy_file(run_dir / source, dest / name)
             written.append(dest / name)
-    for log in sorted(run_dir.glob("csv/*/version_*/metrics.csv")):  # loss and validation curves per stage
+    for log in sorted(log for pattern in LOGS for log in run_dir.glob(pattern)):  # loss and validation curves
         target = dest / "logs" / log.parent.parent.name / f"{log.parent.name}.csv"
         copy_file(log, target)
         written.append(target)
@@ -44,8 +46,9 @@ def copy_records(run_dir: Path, dest: Path) -> list[Path]:
     return written
 
 
-def stale_records(records: Path, current: list[Path]) -> list[Path]:
-    """Record folders under `records` (those holding a metrics.json) that belong to none of the `current`
-    destinations: runs since removed from the study, or of another study sharing the folder."""
+def records_elsewhere(records: Path, current: list[Path]) -> list[Path]:
+    """Record folders under `records` (those of a finished run: metrics.json or stage1.json) that belong to
+    none of the `current` destinations: runs made on another machine, or since removed from the study."""
     keep = {d.resolve() for d in current}
-    return sorted(p.parent for p in records.rglob(RECORD_FILES["metrics.json"]) if p.parent.resolve() not in keep)
+    found = {p.parent for name in ("metrics.json", "stage1.json") for p in records.rglob(name)}
+    return sorted(p for p in found if p.resolve() not in keep)
