@@ -44,7 +44,7 @@ from pathlib import Path
 import yaml
 
 from ablations.baselines import KEYS
-from ablations.launch import EXTRAS, STUDY_FILE, finished, read_study
+from ablations.launch import EXTRAS, STUDY_FILE, finished, merge_study, read_study
 from experiments.compare import build_report
 from experiments.report.per_sequence import agreement_warning, read_rows, score_sequences
 from experiments.report.records import copy_records, records_elsewhere
@@ -55,7 +55,7 @@ from experiments.report.wins import wins_section
 from scnn_lightning.data.datamodule import name_of_test_set
 from scnn_lightning.errors import DataError
 from scnn_lightning.models.variants import VARIANTS
-from scnn_lightning.utils import atomic_path, write_json
+from scnn_lightning.utils import atomic_path
 
 # Overrides the launcher sets per job (ablations/launch.py `plan`), so not part of the study-wide ones.
 PER_JOB_KEYS = {"seed", "ablation", "tag", "stage1_only", "stage1.ckpt", "motion.classifier", "stage2.ckpt",
@@ -165,15 +165,6 @@ def progress_line(folders: list[Path], launches: list[dict]) -> str:
             f"finished; not yet: {', '.join(pending)}.")
 
 
-def merge_study(root: Path, records: Path) -> None:
-    """Keep the study's plan in its records: the launches of root's study.json are added to those recorded
-    there before (by other machines or sessions), each once, in order."""
-    launches = read_study(records)
-    new = [x for x in read_study(root) if x not in launches]
-    if new:
-        write_json(records / STUDY_FILE, {"launches": [*launches, *new]})
-
-
 def run_rows(run: Run, rows: list[dict]) -> list[dict]:
     return [{"method": run.variant, "kind": TRAINED_KIND, "seed": run.seed,
              **{k: r.get(k) for k in ("sequence", "frames", *KEYS)}} for r in rows]
@@ -208,14 +199,15 @@ def per_sequence_scores(runs: list[Run], destinations: dict[Path, Path] | None, 
     """Every run's per-sequence rows (cached in its records folder when there is one) and any warnings."""
     rows, warnings = [], []
     for run in runs:
-        if not run.predictions(test_set).is_dir():
+        own = run.path / "per_sequence" / f"{test_set}.csv"  # the runner's, in a run folder or its records
+        if not own.is_file() and not run.predictions(test_set).is_dir():
             kept = run.path / "per_sequence.csv"  # a run reported from its records: the scores they kept
             if kept.is_file():
                 rows += run_rows(run, read_rows(kept))
             else:
                 warnings.append(f"{run.path}: no saved maps of {test_set} (predictions/), so no per-sequence scores")
             continue
-        cache = destinations[run.path] / "per_sequence.csv" if destinations is not None else None
+        cache = destinations[run.path] / "per_sequence.csv" if destinations and run.path in destinations else None
         scored = score_sequences(run, test_set, gt=gt, dataset=dataset, split=split, cache=cache)
         if (problem := agreement_warning(run, scored, test_set)) is not None:
             warnings.append(problem)

@@ -12,6 +12,11 @@ Fig. 10; it needs its own stage 1 because its FCN has more score layers) and the
 baseline in place of the paper's superpixel temporal prior (`SCNN-magnitude`).
 The plan is recorded in OUT/study.json (each distinct launch command and the runs it plans), so that
 `ablations.collect` quotes the command and shows which runs are still to come.
+`--records DIR` (the study's committed records, e.g. ablations/results/davis/runs) makes a study span
+machines: each run's records are copied there as soon as it finishes (and the plan merged into
+DIR/study.json), and a run recorded there is done already, made on another machine. A run whose
+checkpoint another run still needs (a seed's stage 1; SCNN for SCNN-noCRF) is made again on this machine,
+since the records keep no checkpoints.
 A run whose metrics.json exists is skipped, so an interrupted study resumes where it stopped; a run
 stopped midway continues from its last checkpoint (`ckpt_path=`, experiments/resume.py) instead of
 starting again. For long studies, start it in the background (each run's own log is DIR/run.log):
@@ -23,12 +28,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from experiments.report.records import copy_records
 from scnn_lightning.errors import DataError
 from scnn_lightning.models.variants import VARIANTS
 from scnn_lightning.utils import write_json
@@ -89,6 +96,30 @@ def finished(run_dir: Path) -> bool:
     return (run_dir / "metrics.json").is_file() or (run_dir / "stage1.json").is_file()
 
 
+def merge_study(out: Path, records: Path) -> None:
+    """Keep the study's plan in its records: the launches of OUT/study.json are added to those recorded there
+    before (by other machines or sessions), each once, in order."""
+    launches = read_study(records)
+    new = [x for x in read_study(out) if x not in launches]
+    if new:
+        write_json(records / STUDY_FILE, {"launches": [*launches, *new]})
+
+
+def to_run(out: Path, jobs: list[tuple], records: Path | None) -> list[bool]:
+    """Per job, whether it must run here: not finished here nor recorded in `records` (finished elsewhere),
+    or a job whose files (a stage-1 or SCNN checkpoint named in its overrides) a job run here needs."""
+    def done(run_dir: Path) -> bool:
+        return finished(run_dir) or (records is not None and finished(records / run_dir.relative_to(out)))
+
+    needed = [not done(run_dir) for run_dir, _ in jobs]
+    for i in reversed(range(len(jobs))):  # a job's inputs come before it in the plan
+        if needed[i]:
+            for n, (run_dir, _) in enumerate(jobs[:i]):
+                if not finished(run_dir) and any(f"{run_dir}{os.sep}" in o for o in jobs[i][1]):
+                    needed[n] = True
+    return needed
+
+
 def resume_point(run_dir: Path) -> Path | None:
     """The checkpoint an unfinished run continues from: its stage-2 one, else its stage-1 one (None: start
     afresh, e.g. a run stopped before its first epoch ended or one never started by Hydra)."""
@@ -113,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--extras", nargs="*", default=list(EXTRAS), choices=list(EXTRAS))
+    parser.add_argument("--records", type=Path, help="the study's records folder: runs recorded there are done; "
+                                                     "each run's records are copied there when it finishes")
     parser.add_argument("--dry-run", action="store_true", help="print the commands only")
     argv = sys.argv[1:] if argv is None else argv
     args, overrides = parser.parse_known_args(argv)
@@ -125,9 +158,10 @@ def main(argv: list[str] | None = None) -> int:
         except DataError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-    for n, (run_dir, job) in enumerate(jobs, 1):
-        if finished(run_dir):
-            print(f"[{n}/{len(jobs)}] done already: {run_dir}", flush=True)
+    for n, ((run_dir, job), needed) in enumerate(zip(jobs, to_run(args.out, jobs, args.records)), 1):
+        if not needed:
+            where = "" if finished(run_dir) else f" (recorded in {args.records})"
+            print(f"[{n}/{len(jobs)}] done already: {run_dir}{where}", flush=True)
             continue
         cmd = command(run_dir, job)
         print(f"[{n}/{len(jobs)}] {' '.join(cmd[1:])}", flush=True)
@@ -139,6 +173,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"run failed ({result.returncode}): {run_dir}", file=sys.stderr)
             return result.returncode
         print(f"    finished in {time.time() - started:.0f} s", flush=True)
+        if args.records is not None:
+            copy_records(run_dir, args.records / run_dir.relative_to(args.out))
+            merge_study(args.out, args.records)
     return 0
 
 

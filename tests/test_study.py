@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import pytest
 
 from ablations.collect import find_runs, reproduce_section
-from ablations.launch import STUDY_FILE, plan, read_study, record_study
+from ablations.launch import STUDY_FILE, plan, read_study, record_study, to_run
 from scnn_lightning.errors import DataError
 from tests.conftest import TINY_OVERRIDES
 from tests.test_compare import write_baselines
@@ -42,9 +42,13 @@ def test_tiny_study_runs_and_collects(tmp_path, data_dir):
     overrides = [f"paths.data_dir={data_dir}", f"paths.cache_dir={data_dir / 'cache'}", "motion=magnitude",
                  *TINY_OVERRIDES]
     launch = [sys.executable, "-m", "ablations.launch", "--out", str(study), "--seeds", "0",
-              "--variants", "OS", "SCNN", "--extras", "crf", "--", *overrides]
+              "--variants", "OS", "SCNN", "--extras", "crf", "--records", str(results / "runs"), "--", *overrides]
     done = subprocess.run(launch, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
+    # --records: each run's records are written as it finishes, before any collect.
+    assert all((results / "runs" / "seed0" / tag / "metrics.json").is_file() for tag in ("OS", "SCNN", "SCNN-noCRF"))
+    assert (results / "runs" / "seed0" / "stage1" / "stage1.json").is_file()
+    assert read_study(results / "runs") == read_study(study)
     again = subprocess.run(launch, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and again.stdout.count("done already") == 4  # resumable: nothing reruns
     tags = ("OS", "SCNN", "SCNN-noCRF")
@@ -69,7 +73,8 @@ def test_tiny_study_runs_and_collects(tmp_path, data_dir):
     # Records: each run's light files at its place under the study, and nothing heavy.
     records = results / "runs" / "seed0"
     expected = {f"{tag}/{name}" for tag in tags for name in ("metrics.json", "pr_curve.json", "config.yaml",
-                                                             "overrides.yaml", "per_sequence.csv")}
+                                                             "overrides.yaml", "per_sequence.csv",
+                                                             "per_sequence/davis.csv")}
     logs = {f"{tag}/logs/{p.parent.parent.name}/{p.parent.name}.csv"
             for tag in tags for p in (study / "seed0" / tag).glob("csv/*/version_*/metrics.csv")}
     assert "SCNN/logs/stage2/version_0.csv" in logs  # training and validation curves travel with the records
@@ -112,6 +117,34 @@ def test_tiny_study_runs_and_collects(tmp_path, data_dir):
     assert f"{records / 'OS'}: reported from its records" in report and "no saved maps of OS" in report
     assert "Progress: all 4 planned runs (stage 1 included) are finished." in report  # the plan from the records
     assert (results / "qualitative.png").stat().st_mtime_ns > grid  # redrawn from the runs that kept maps
+    again = subprocess.run(launch, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and f"done already: {study / 'seed0' / 'OS'} (recorded in" in again.stdout
+    assert again.stdout.count("done already") == 4 and not (study / "seed0" / "OS").exists()  # nothing reruns
+
+
+def test_a_study_resumed_on_another_machine_runs_what_is_missing_and_what_that_needs(tmp_path):
+    study, records = tmp_path / "study", tmp_path / "records"
+    jobs = plan(study, [0], ["OS", "SCNN"], ["crf"], ["data=davis"])
+    names = [d.relative_to(study).as_posix() for d, _ in jobs]
+    assert names == ["seed0/stage1", "seed0/OS", "seed0/SCNN", "seed0/SCNN-noCRF"]
+
+    def record(*done):
+        shutil.rmtree(records, ignore_errors=True)
+        for name in done:
+            (records / name).mkdir(parents=True)
+            (records / name / ("stage1.json" if name.endswith("stage1") else "metrics.json")).write_text("{}")
+
+    assert to_run(study, jobs, None) == [True] * 4
+    record("seed0/stage1", "seed0/OS", "seed0/SCNN")  # SCNN-noCRF tests SCNN's checkpoint: SCNN runs again
+    assert to_run(study, jobs, records) == [True, False, True, True]
+    record("seed0/stage1", "seed0/SCNN", "seed0/SCNN-noCRF")  # OS needs only the seed's stage 1
+    assert to_run(study, jobs, records) == [True, True, False, False]
+    record(*names)
+    assert to_run(study, jobs, records) == [False] * 4
+    (study / "seed0" / "stage1").mkdir(parents=True)  # stage 1 already made on this machine: kept
+    (study / "seed0" / "stage1" / "stage1.json").write_text("{}")
+    record("seed0/OS")
+    assert to_run(study, jobs, records) == [False, False, True, True]
 
 
 def test_find_runs_skips_the_results_folder_and_what_is_inside_a_run(tmp_path):

@@ -1,6 +1,7 @@
 """A run's light records, copied so a study's results can be committed without its heavy files.
 
-From a run directory: `metrics.json` (`stage1.json` for a seed's stage-1 run), `pr_curve.json`,
+From a run directory: `metrics.json` (`stage1.json` for a seed's stage-1 run), `pr_curve.json`, the
+runner's per-sequence scores (`per_sequence/<test set>.csv`),
 `.hydra/config.yaml` and `.hydra/overrides.yaml` (as `config.yaml`, `overrides.yaml`), the `manifest.json` of
 every published weak-label round (`weak_labels/round_NNN/manifest.json`), and the CSV logger's per-step/epoch
 training and validation figures (`[stage1/]csv/<stage>/version_N/metrics.csv` as `logs/<stage>/version_N.csv`).
@@ -34,6 +35,9 @@ def copy_records(run_dir: Path, dest: Path) -> list[Path]:
         if (run_dir / source).is_file():
             copy_file(run_dir / source, dest / name)
             written.append(dest / name)
+    for scores in sorted(run_dir.glob("per_sequence/*.csv")):  # the runner's per-sequence scores per test set
+        copy_file(scores, dest / "per_sequence" / scores.name)
+        written.append(dest / "per_sequence" / scores.name)
     for log in sorted(log for pattern in LOGS for log in run_dir.glob(pattern)):  # loss and validation curves
         target = dest / "logs" / log.parent.parent.name / f"{log.parent.name}.csv"
         copy_file(log, target)
