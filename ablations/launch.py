@@ -16,7 +16,8 @@ The plan is recorded in OUT/study.json (each distinct launch command and the run
 machines: each run's records are copied there as soon as it finishes (and the plan merged into
 DIR/study.json), and a run recorded there is done already, made on another machine. A run whose
 checkpoint another run still needs (a seed's stage 1; SCNN for SCNN-noCRF) is made again on this machine,
-since the records keep no checkpoints.
+since the records keep no checkpoints, and its new records replace the old (runs on different machines
+need not agree bit for bit, and the records must describe the model the later runs used).
 A run whose metrics.json exists is skipped, so an interrupted study resumes where it stopped; a run
 stopped midway continues from its last checkpoint (`ckpt_path=`, experiments/resume.py) instead of
 starting again. For long studies, start it in the background (each run's own log is DIR/run.log):
