@@ -75,7 +75,7 @@ def find_runs(root: Path, exclude: Path | None = None) -> list[Path]:
         if skip is not None and here.resolve().is_relative_to(skip):
             subfolders.clear()
             continue
-        if "metrics.json" in files or "stage1.json" in files:
+        if finished(here):
             runs.append(here)
             subfolders.clear()
         subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
