@@ -18,6 +18,9 @@ DIR/study.json), and a run recorded there is done already, made on another machi
 checkpoint another run still needs (a seed's stage 1; SCNN for SCNN-noCRF) is made again on this machine,
 since the records keep no checkpoints, and its new records replace the old (runs on different machines
 need not agree bit for bit, and the records must describe the model the later runs used).
+`--stage1 STUDY` builds every run from another study's stage 1 and region classifier
+(STUDY/seed<N>/stage1, which must be finished) instead of training them again: a study of one lever
+(more epochs, a larger label budget) then differs from the base study in stage 2 alone.
 A run whose metrics.json exists is skipped, so an interrupted study resumes where it stopped; a run
 stopped midway continues from its last checkpoint (`ckpt_path=`, experiments/resume.py) instead of
 starting again. For long studies, start it in the background (each run's own log is DIR/run.log):
@@ -50,13 +53,18 @@ EXTRAS = {  # option name -> (tag, variant, overrides, needs its own stage 1); {
 }
 
 
-def plan(out: Path, seeds: list[int], variants: list[str], extras: list[str], overrides: list[str]) -> list[tuple]:
-    """The ordered list of (run directory, command overrides) the study consists of."""
+def plan(out: Path, seeds: list[int], variants: list[str], extras: list[str], overrides: list[str],
+         stage1_from: Path | None = None) -> list[tuple]:
+    """The ordered list of (run directory, command overrides) the study consists of; with `stage1_from`
+    (another study's folder) its seeds' stage 1 runs are used and none is planned."""
     jobs = []
     for seed in seeds:
         base = out / f"seed{seed}"
-        stage1 = base / "stage1"
-        jobs.append((stage1, [f"seed={seed}", "stage1_only=true", *overrides]))
+        stage1 = base / "stage1" if stage1_from is None else stage1_from / f"seed{seed}" / "stage1"
+        if stage1_from is None:
+            jobs.append((stage1, [f"seed={seed}", "stage1_only=true", *overrides]))
+        elif not finished(stage1):
+            raise DataError(stage1, "is not a finished stage-1 run (no stage1.json): --stage1 needs one per seed")
         shared = [f"stage1.ckpt={stage1 / 'stage1' / 'checkpoints' / 'last.ckpt'}",
                   f"motion.classifier={stage1 / 'temporal' / 'region_classifier.pt'}"]
         for code in variants:
@@ -147,18 +155,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--extras", nargs="*", default=list(EXTRAS), choices=list(EXTRAS))
     parser.add_argument("--records", type=Path, help="the study's records folder: runs recorded there are done; "
                                                      "each run's records are copied there when it finishes")
+    parser.add_argument("--stage1", type=Path, metavar="STUDY",
+                        help="use STUDY/seed<N>/stage1 (stage 1 and region classifier) instead of training them")
     parser.add_argument("--dry-run", action="store_true", help="print the commands only")
     argv = sys.argv[1:] if argv is None else argv
     args, overrides = parser.parse_known_args(argv)
     overrides = [o for o in overrides if o != "--"]
-    jobs = plan(args.out, args.seeds, args.variants, args.extras, overrides)
-    if not args.dry_run:
-        args.out.mkdir(parents=True, exist_ok=True)
-        try:
+    try:
+        jobs = plan(args.out, args.seeds, args.variants, args.extras, overrides, args.stage1)
+        if not args.dry_run:
+            args.out.mkdir(parents=True, exist_ok=True)
             record_study(args.out, argv, jobs)
-        except DataError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     for n, ((run_dir, job), needed) in enumerate(zip(jobs, to_run(args.out, jobs, args.records)), 1):
         if not needed:
             where = "" if finished(run_dir) else f" (recorded in {args.records})"

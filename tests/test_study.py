@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import pytest
 
 from ablations.collect import find_runs, reproduce_section
-from ablations.launch import STUDY_FILE, plan, read_study, record_study, to_run
+from ablations.launch import STUDY_FILE, main as launch_main, plan, read_study, record_study, to_run
 from scnn_lightning.errors import DataError
 from tests.conftest import TINY_OVERRIDES
 from tests.test_compare import write_baselines
@@ -120,6 +120,23 @@ def test_tiny_study_runs_and_collects(tmp_path, data_dir):
     again = subprocess.run(launch, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and f"done already: {study / 'seed0' / 'OS'} (recorded in" in again.stdout
     assert again.stdout.count("done already") == 4 and not (study / "seed0" / "OS").exists()  # nothing reruns
+
+
+def test_a_lever_study_builds_on_another_studys_stage1(tmp_path):
+    base, lever = tmp_path / "base", tmp_path / "lever"
+    with pytest.raises(DataError, match="stage1.json"):  # the base study's stage 1 must be finished
+        plan(lever, [1], ["SCNN"], [], ["data.label_every=5"], stage1_from=base)
+    assert launch_main(["--out", str(lever), "--seeds", "1", "--stage1", str(base), "--dry-run"]) == 2
+    (base / "seed1" / "stage1").mkdir(parents=True)
+    (base / "seed1" / "stage1" / "stage1.json").write_text("{}")
+    jobs = plan(lever, [1], ["SCNN", "NA"], ["crf"], ["data.label_every=5"], stage1_from=base)
+    assert [d.relative_to(lever).as_posix() for d, _ in jobs] == ["seed1/SCNN", "seed1/NA", "seed1/SCNN-noCRF"]
+    for _, args in jobs:
+        assert f"stage1.ckpt={base}/seed1/stage1/stage1/checkpoints/last.ckpt" in args
+        assert f"motion.classifier={base}/seed1/stage1/temporal/region_classifier.pt" in args
+        assert "data.label_every=5" in args
+    assert f"stage2.ckpt={lever}/seed1/SCNN/checkpoints/last.ckpt" in jobs[2][1]  # the lever's own SCNN
+    assert to_run(lever, jobs, None) == [True, True, True]
 
 
 def test_a_study_resumed_on_another_machine_runs_what_is_missing_and_what_that_needs(tmp_path):
