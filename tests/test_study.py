@@ -129,6 +129,11 @@ def test_a_lever_study_builds_on_another_studys_stage1(tmp_path):
     assert launch_main(["--out", str(lever), "--seeds", "1", "--stage1", str(base), "--dry-run"]) == 2
     (base / "seed1" / "stage1").mkdir(parents=True)
     (base / "seed1" / "stage1" / "stage1.json").write_text("{}")
+    with pytest.raises(DataError, match="last.ckpt: is missing"):  # records alone: no weights to build on
+        plan(lever, [1], ["SCNN"], [], [], stage1_from=base)
+    for weights in ("stage1/checkpoints/last.ckpt", "temporal/region_classifier.pt"):
+        (base / "seed1" / "stage1" / weights).parent.mkdir(parents=True)
+        (base / "seed1" / "stage1" / weights).write_bytes(b"")
     jobs = plan(lever, [1], ["SCNN", "NA"], ["crf"], ["data.label_every=5"], stage1_from=base)
     assert [d.relative_to(lever).as_posix() for d, _ in jobs] == ["seed1/SCNN", "seed1/NA", "seed1/SCNN-noCRF"]
     for _, args in jobs:
