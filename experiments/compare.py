@@ -74,25 +74,26 @@ def _per_set_tables(runs: list[Run]) -> list[str]:
 
 
 def _qualitative(groups: list[VariantGroup], out: Path, *, gt, dataset, split, test_set,
-                 frames: int) -> tuple[bool, list[str]]:
-    """Draw the grid; returns whether it was drawn and any warning about why not."""
+                 frames: int) -> tuple[dict[str, int], list[str]]:
+    """Draw the grid; returns the seed each shown variant's maps come from ({} when no grid was drawn) and any
+    warning about why a variant or the whole grid is left out."""
     if frames <= 0:
-        return False, []
+        return {}, []
     # Runs reported from their records alone kept no maps: the grid shows the others.
     mapless = [g.label for g in groups if not shown_run(g, test_set).predictions(test_set).is_dir()]
     notes = [f"no saved maps of {', '.join(mapless)}: not in the qualitative grid"] if mapless else []
     groups = [g for g in groups if g.label not in mapless]
     if not groups:
-        return False, notes
+        return {}, notes
     if gt is not None:
         rows = rows_from_dataset(groups, frames, gt=Path(gt), dataset=dataset, split=split, test_set=test_set)
     else:
         rows = rows_from_predictions(groups, frames, test_set)
     if not rows:
-        return False, [*notes, "no test frame has a saliency map in every run's predictions/ folder; "
+        return {}, [*notes, "no test frame has a saliency map in every run's predictions/ folder; "
                                "the qualitative grid is left out"]
     plot_grid(rows, groups, out / "qualitative.png")
-    return True, notes
+    return {g.label: shown_run(g, test_set).seed for g in groups}, notes
 
 
 def _references_text(refs: References | None, test_set: str | None) -> list[str]:
@@ -108,7 +109,7 @@ def _references_text(refs: References | None, test_set: str | None) -> list[str]
             "They count for the bold best values.", ""]
 
 
-def _markdown(groups, runs, warnings: list[str], *, has_pr: bool, has_grid: bool, gt, dataset, split,
+def _markdown(groups, runs, warnings: list[str], *, has_pr: bool, grid_seeds: dict[str, int], gt, dataset, split,
               test_set, references: list[str] = (), preface: str = "") -> str:
     trained = [g for g in groups if not g.reference]
     lines = ["# Comparison report", ""]
@@ -127,14 +128,17 @@ def _markdown(groups, runs, warnings: list[str], *, has_pr: bool, has_grid: bool
     lines += ["## PR curves and MAE", ""]
     lines += ["![PR curves](pr_curves.png)"] if has_pr else ["No run recorded a pr_curve.json; no PR plot."]
     lines += ["![MAE](mae_bars.png)", ""]
-    if has_grid:
+    if grid_seeds:
         if gt is None:
             source = "no ground-truth data given (`--gt`), so only the maps are shown"
         else:
             source = f"input frames and ground truth from {dataset} at `{gt}`" + (f" (split {split})" if split else "")
         if test_set is not None:
             source += f"; maps of test set `{test_set}`"
-        lines += ["## Qualitative results", "", f"Each variant's maps come from its first run (lowest seed); {source}.",
+        shown = (f"seed {next(iter(grid_seeds.values()))} for every variant" if len(set(grid_seeds.values())) == 1
+                 else ", ".join(f"{label} seed {seed}" for label, seed in grid_seeds.items()))
+        lines += ["## Qualitative results", "",
+                  f"Each variant's maps come from its lowest seed with saved maps (here {shown}); {source}.",
                   "", "![qualitative](qualitative.png)", ""]
     runtime = runtime_table(groups)
     if runtime is not None:
@@ -174,17 +178,17 @@ def build_report(run_dirs, out, *, gt=None, dataset=None, split=None, frames: in
     has_pr = plot_pr_curves(groups, out / "pr_curves.png")
     plot_mae_bars(groups, out / "mae_bars.png")
     # The grid shows the runs' own maps; the reference maps are not under any run's predictions/.
-    has_grid, grid_warnings = _qualitative(trained, out, gt=gt, dataset=dataset, split=split, test_set=test_set,
+    grid_seeds, grid_warnings = _qualitative(trained, out, gt=gt, dataset=dataset, split=split, test_set=test_set,
                                            frames=frames)
     warnings += grid_warnings
     compose_overview([out / "pr_curves.png"] * has_pr + [out / "mae_bars.png"],
-                     out / "qualitative.png" if has_grid else None, out / "overview.png")
+                     out / "qualitative.png" if grid_seeds else None, out / "overview.png")
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
 
     report = out / "report.md"
     with atomic_path(report) as tmp:
-        tmp.write_text(_markdown(groups, runs, warnings, has_pr=has_pr, has_grid=has_grid,
+        tmp.write_text(_markdown(groups, runs, warnings, has_pr=has_pr, grid_seeds=grid_seeds,
                                  gt=gt, dataset=dataset, split=split, test_set=test_set,
                                  references=_references_text(refs, named_set or test_set), preface=preface)
                        + (f"\n{appendix}\n" if appendix else "") + weak_rounds_section(runs, out))

@@ -200,6 +200,7 @@ def test_runs_without_maps_leave_the_grid_and_unshared_maps_leave_it_out(runs, t
     shutil.rmtree(bare / "predictions")
     out = build_report([runs["sFCN"], bare], tmp_path / "out")  # e.g. a run reported from its records
     assert "no saved maps of OT: not in the qualitative grid" in out.read_text()
+    assert "maps come from its lowest seed with saved maps (here seed 0 for every variant)" in out.read_text()
     assert (out.parent / "qualitative.png").is_file()
     elsewhere = copy_run(runs["OT"], tmp_path / "ot_other_frames")
     for sequence in [p for p in (elsewhere / "predictions").glob("*/*") if p.is_dir()]:
