@@ -61,12 +61,12 @@ def plan(out: Path, seeds: list[int], variants: list[str], extras: list[str], ov
     for seed in seeds:
         base = out / f"seed{seed}"
         stage1 = base / "stage1" if stage1_from is None else stage1_from / f"seed{seed}" / "stage1"
+        ckpt, classifier = stage1 / "stage1" / "checkpoints" / "last.ckpt", stage1 / "temporal" / "region_classifier.pt"
         if stage1_from is None:
             jobs.append((stage1, [f"seed={seed}", "stage1_only=true", *overrides]))
         elif not finished(stage1):
             raise DataError(stage1, "is not a finished stage-1 run (no stage1.json): --stage1 needs one per seed")
-        ckpt, classifier = stage1 / "stage1" / "checkpoints" / "last.ckpt", stage1 / "temporal" / "region_classifier.pt"
-        if stage1_from is not None:  # a study's committed records hold stage1.json but no weights
+        else:  # a study's committed records hold stage1.json but no weights
             for needed in (ckpt, classifier):
                 if not needed.is_file():
                     raise DataError(needed, "is missing: --stage1 needs the study's run folder, not its records")

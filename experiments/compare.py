@@ -91,7 +91,7 @@ def _qualitative(groups: list[VariantGroup], out: Path, *, gt, dataset, split, t
         rows = rows_from_predictions(groups, frames, test_set)
     if not rows:
         return {}, [*notes, "no test frame has a saliency map in every run's predictions/ folder; "
-                               "the qualitative grid is left out"]
+                            "the qualitative grid is left out"]
     plot_grid(rows, groups, out / "qualitative.png")
     return {g.label: shown_run(g, test_set).seed for g in groups}, notes
 
@@ -179,7 +179,7 @@ def build_report(run_dirs, out, *, gt=None, dataset=None, split=None, frames: in
     plot_mae_bars(groups, out / "mae_bars.png")
     # The grid shows the runs' own maps; the reference maps are not under any run's predictions/.
     grid_seeds, grid_warnings = _qualitative(trained, out, gt=gt, dataset=dataset, split=split, test_set=test_set,
-                                           frames=frames)
+                                             frames=frames)
     warnings += grid_warnings
     compose_overview([out / "pr_curves.png"] * has_pr + [out / "mae_bars.png"],
                      out / "qualitative.png" if grid_seeds else None, out / "overview.png")
