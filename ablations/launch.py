@@ -20,7 +20,8 @@ since the records keep no checkpoints, and its new records replace the old (runs
 need not agree bit for bit, and the records must describe the model the later runs used).
 `--stage1 STUDY` builds every run from another study's stage 1 and region classifier
 (STUDY/seed<N>/stage1, which must be finished) instead of training them again: a study of one lever
-(more epochs, a larger label budget) then differs from the base study in stage 2 alone.
+(more epochs, a larger label budget) then differs from the base study in stage 2 alone. `--shared-stage1`
+plans no stage 1 at all: the overrides name one for every seed (data=davis starts from the shipped one).
 A run whose metrics.json exists is skipped, so an interrupted study resumes where it stopped; a run
 stopped midway continues from its last checkpoint (`ckpt_path=`, experiments/resume.py) instead of
 starting again. For long studies, start it in the background (each run's own log is DIR/run.log):
@@ -54,23 +55,25 @@ EXTRAS = {  # option name -> (tag, variant, overrides, needs its own stage 1); {
 
 
 def plan(out: Path, seeds: list[int], variants: list[str], extras: list[str], overrides: list[str],
-         stage1_from: Path | None = None) -> list[tuple]:
+         stage1_from: Path | None = None, shared_stage1: bool = False) -> list[tuple]:
     """The ordered list of (run directory, command overrides) the study consists of; with `stage1_from`
-    (another study's folder) its seeds' stage 1 runs are used and none is planned."""
+    (another study's folder) its seeds' stage 1 runs are used and none is planned; with `shared_stage1` the
+    runs' own configuration names one stage 1 and region classifier for all seeds (data=davis: the shipped
+    ones) and none is planned or passed."""
     jobs = []
     for seed in seeds:
         base = out / f"seed{seed}"
         stage1 = base / "stage1" if stage1_from is None else stage1_from / f"seed{seed}" / "stage1"
         ckpt, classifier = stage1 / "stage1" / "checkpoints" / "last.ckpt", stage1 / "temporal" / "region_classifier.pt"
-        if stage1_from is None:
-            jobs.append((stage1, [f"seed={seed}", "stage1_only=true", *overrides]))
-        elif not finished(stage1):
-            raise DataError(stage1, "is not a finished stage-1 run (no stage1.json): --stage1 needs one per seed")
-        else:  # a study's committed records hold stage1.json but no weights
+        if stage1_from is not None:  # a study's committed records hold stage1.json but no weights
+            if not finished(stage1):
+                raise DataError(stage1, "is not a finished stage-1 run (no stage1.json): --stage1 needs one per seed")
             for needed in (ckpt, classifier):
                 if not needed.is_file():
                     raise DataError(needed, "is missing: --stage1 needs the study's run folder, not its records")
-        shared = [f"stage1.ckpt={ckpt}", f"motion.classifier={classifier}"]
+        elif not shared_stage1:
+            jobs.append((stage1, [f"seed={seed}", "stage1_only=true", *overrides]))
+        shared = [] if shared_stage1 else [f"stage1.ckpt={ckpt}", f"motion.classifier={classifier}"]
         for code in variants:
             jobs.append((base / code, [f"ablation={code}", f"seed={seed}", *shared, *overrides]))
         for name in extras:
@@ -161,12 +164,17 @@ def main(argv: list[str] | None = None) -> int:
                                                      "each run's records are copied there when it finishes")
     parser.add_argument("--stage1", type=Path, metavar="STUDY",
                         help="use STUDY/seed<N>/stage1 (stage 1 and region classifier) instead of training them")
+    parser.add_argument("--shared-stage1", action="store_true",
+                        help="the overrides name one stage 1 and region classifier for every seed (data=davis does: "
+                             "the shipped ones): plan no stage-1 run")
     parser.add_argument("--dry-run", action="store_true", help="print the commands only")
     argv = sys.argv[1:] if argv is None else argv
     args, overrides = parser.parse_known_args(argv)
     overrides = [o for o in overrides if o != "--"]
     try:
-        jobs = plan(args.out, args.seeds, args.variants, args.extras, overrides, args.stage1)
+        if args.stage1 and args.shared_stage1:
+            raise DataError(args.stage1, "--stage1 and --shared-stage1 both name where stage 1 comes from: give one")
+        jobs = plan(args.out, args.seeds, args.variants, args.extras, overrides, args.stage1, args.shared_stage1)
         if not args.dry_run:
             args.out.mkdir(parents=True, exist_ok=True)
             record_study(args.out, argv, jobs)

@@ -39,7 +39,7 @@ from scnn_lightning.errors import DataError
 from scnn_lightning.inference.overlay import blend
 from scnn_lightning.inference.checkpoint import CLASSIFIER_IN_RUN, load_checkpoint, save_inference_checkpoint
 from scnn_lightning.utils import atomic_path, write_json
-from scnn_lightning.weights import DEFAULT_CHECKPOINT
+from scnn_lightning.weights import DEFAULT_CHECKPOINT, register_weights_resolver
 
 SHIPPED_NAME = "scnn-davis"
 PER_SEQUENCE_COLUMNS = ["sequence", "frames", "mae", "s_measure", "max_f", "mean_f", "max_e", "mean_e", "w_f"]
@@ -49,12 +49,17 @@ LICENCE = ("Trained on DAVIS-2016 (CC BY-NC 4.0) with weak labels derived from C
 
 
 def run_files(run: Path) -> tuple[Path, Path, dict]:
-    """The run's final checkpoint, its region classifier and its metrics.json; DataError when one is missing."""
-    ckpt, metrics = run / "checkpoints" / "last.ckpt", run / "metrics.json"
-    for path in (ckpt, metrics):
-        if not path.is_file():
-            raise DataError(path, "missing: ship a finished study run (checkpoints/last.ckpt and metrics.json)")
+    """The checkpoint the run tested (checkpoints/last.ckpt or best.ckpt), its region classifier and its
+    metrics.json; DataError when one is missing."""
+    metrics = run / "metrics.json"
+    if not metrics.is_file():
+        raise DataError(metrics, "missing: ship a finished study run (a checkpoint and metrics.json)")
+    tested = json.loads(metrics.read_text()).get("tested", {}).get("checkpoint", "last")
+    ckpt = run / "checkpoints" / f"{'best' if tested == 'best' else 'last'}.ckpt"
+    if not ckpt.is_file():
+        raise DataError(ckpt, "missing: the checkpoint the run tested")
     config = OmegaConf.load(run / ".hydra" / "config.yaml")
+    register_weights_resolver()  # data=davis names the shared classifier as ${weights:...}
     recorded = OmegaConf.select(config, "motion.classifier", default=None, throw_on_resolution_failure=False)
     classifier = Path(recorded) if recorded else run / CLASSIFIER_IN_RUN
     if not classifier.is_file():
@@ -63,7 +68,11 @@ def run_files(run: Path) -> tuple[Path, Path, dict]:
 
 
 def validation_score(run: Path) -> float:
-    """The run's last `val/s_measure` (held-out train sequences) in its newest stage-2 CSV log."""
+    """The validation S (held-out train sequences) of the weights the run tested: recorded in metrics.json under
+    `tested` (test_ckpt=best), else the last `val/s_measure` of its newest stage-2 CSV log."""
+    tested = json.loads((run / "metrics.json").read_text()).get("tested", {}) if (run / "metrics.json").is_file() else {}
+    if "val_s_measure" in tested:
+        return float(tested["val_s_measure"])
     logs = sorted((run / "csv" / "stage2").glob("version_*/metrics.csv"), key=lambda p: int(p.parent.name[8:]))
     if not logs:
         raise DataError(run / "csv" / "stage2", "no CSV log of stage 2 (train with logger=csv to choose by validation)")

@@ -184,7 +184,7 @@ def stand_in_stage1(cfg: DictConfig, work: Path) -> tuple[Path, Path]:
     """An untrained stage-1 checkpoint and region classifier with the run's network settings."""
     from experiments.run import module_kwargs
 
-    module = ImageStageModule(**module_kwargs(cfg, work, cfg.stage1.lr))
+    module = ImageStageModule(**module_kwargs(cfg, work, cfg.stage1))
     ckpt = save_inference_checkpoint(module, work / "stage1.ckpt")
     classifier = work / "region_classifier.pt"
     RegionClassifier.untrained(module.fcn.backbone).save(classifier)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import hydra
 import lightning as L
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import EMAWeightAveraging, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
@@ -42,14 +42,18 @@ from scnn_lightning.models.variants import get_variant
 from scnn_lightning.models.vgg import DEFAULT_FC6
 from scnn_lightning.motion.classifier import index_of_entries, train_on_rank_zero, train_region_classifier
 from scnn_lightning.motion.provider import MotionProvider
-from scnn_lightning.training.checkpoints import AtomicCheckpointIO, checkpoint_stage, checkpoint_variant, load_fcn
+from scnn_lightning.training.checkpoints import (AtomicCheckpointIO, checkpoint_stage, checkpoint_variant, load_fcn,
+                                                 read_checkpoint)
 from scnn_lightning.metrics.sod import scalar_scores
 from scnn_lightning.training.module import ImageStageModule, create_module
+from scnn_lightning.training.records import ValidationCurve, environment, read_curve
 from scnn_lightning.utils import atomic_path, write_json
 
 log = logging.getLogger("experiments.run")  # not __name__: that is "__main__" under `python -m`
 log.addFilter(lambda record: rank_zero_only.rank == 0)  # DDP: one copy of each line, from rank 0
 DATA_SPLITS = ("images", "videos", "val", "test")
+BEST_MONITOR = "val/s_measure"  # what test_ckpt=best maximises, on the held-out *train* sequences
+TEST_CKPTS = ("last", "best")
 
 
 def build_loggers(cfg: DictConfig, out: Path, name: str) -> list:
@@ -82,28 +86,45 @@ def finishing_loggers(trainer: L.Trainer) -> Iterator[None]:
                 wandb.finish(exit_code=int(failed))
 
 
-def build_trainer(cfg: DictConfig, out: Path, name: str, ckpt_dir: Path, callbacks=()) -> L.Trainer:
+def build_trainer(cfg: DictConfig, out: Path, name: str, ckpt_dir: Path, callbacks=(), stage: DictConfig | None = None,
+                  keep_best: bool = False) -> L.Trainer:
+    """The trainer of one stage. `stage` (cfg.stage1 or cfg.stage2) adds that stage's own epochs, weight averaging
+    (EMA of the parameters, Lightning's callback) and validation curve; `keep_best` also keeps best.ckpt, the
+    epoch with the best validation S."""
     # One file, ckpt_dir/last.ckpt, replaced atomically every epoch: the single top-1 checkpoint is named
     # "last" (save_last would store the same weights a second time, top_k=0 would save only when fit ends).
     # Saved at train epoch end, after WeakLabelRefresh has published the next round (a save at validation
     # end would record the finished epoch's round).
     checkpoint = ModelCheckpoint(dirpath=str(ckpt_dir), filename="last", save_top_k=1, enable_version_counter=False,
                                  save_on_train_epoch_end=True)
-    test_hooks = [KillPoints(name)] if os.environ.get(KILL_ENV) else []
+    recipe = [ValidationCurve(out / "val_curve.csv")]
+    if keep_best:  # a full checkpoint: with weights_only Lightning skips the EMA callback's hook, so it would
+        # hold the raw weights rather than the averaged ones that were validated
+        recipe.append(ModelCheckpoint(dirpath=str(ckpt_dir), filename="best", monitor=BEST_MONITOR, mode="max",
+                                      save_top_k=1, enable_version_counter=False))
     trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
+    if stage is not None and stage.get("ema_decay"):
+        # The averaged weights are the ones validated, saved in state_dict (the raw ones beside them) and tested.
+        recipe.append(EMAWeightAveraging(decay=float(stage.ema_decay)))
+    if stage is not None and stage.get("max_epochs"):
+        trainer_cfg["max_epochs"] = int(stage.max_epochs)
+    test_hooks = [KillPoints(name)] if os.environ.get(KILL_ENV) else []
     return L.Trainer(**trainer_cfg, default_root_dir=str(out), logger=build_loggers(cfg, out, name),
-                     callbacks=[checkpoint, *callbacks, *test_hooks], plugins=[AtomicCheckpointIO()],
+                     callbacks=[checkpoint, *recipe, *callbacks, *test_hooks], plugins=[AtomicCheckpointIO()],
                      reload_dataloaders_every_n_epochs=1)
 
 
-def module_kwargs(cfg: DictConfig, out: Path, lr: float, weight_decay: float | None = None) -> dict:
-    """A stage's LightningModule arguments; `weight_decay` (the stage's own) falls back to model.weight_decay.
+def module_kwargs(cfg: DictConfig, out: Path, stage: DictConfig) -> dict:
+    """A stage's LightningModule arguments from its config (cfg.stage1 or cfg.stage2); the stage's weight decay
+    falls back to model.weight_decay.
 
     Keys added after the first release are read with their old behaviour as default, so the saved
     config of an older run still resumes.
     """
     m = cfg.model
-    return dict(width=m.width, fc_channels=m.fc_channels, upsample=m.upsample, dropout=m.dropout,
+    lr, weight_decay = stage.lr, stage.get("weight_decay")
+    return dict(schedule=stage.get("schedule", "constant"), warmup_steps=int(stage.get("warmup_steps", 0)),
+                width=m.width, fc_channels=m.fc_channels, upsample=m.upsample, dropout=m.dropout,
                 fc6=m.get("fc6", DEFAULT_FC6), fcn2_init=m.get("fcn2_init", "copy"), optimizer=m.optimizer, lr=lr,
                 momentum=m.momentum, weight_decay=m.weight_decay if weight_decay is None else weight_decay,
                 crf=OmegaConf.to_container(cfg.crf, resolve=True) if cfg.crf else None,
@@ -115,13 +136,14 @@ def _plain(x) -> list:
 
 
 def datamodule(cfg: DictConfig, *, train, val=(), test=(), motion=None) -> SaliencyDataModule:
-    """Without `val` sources, `data.val_fraction` of `train` is held out (0: no validation at all)."""
+    """Without `val` sources, the videos named in `data.val_sequences` (else `data.val_fraction` of the videos, by
+    a hash of the seed) and `data.val_fraction` of the still images are held out (0: no validation at all)."""
     d = cfg.data
     return SaliencyDataModule(train=_plain(train), val=_plain(val), test=_plain(test), size=tuple(d.size),
                               batch_size=d.batch_size, num_workers=d.num_workers,
                               augment=OmegaConf.to_container(d.augment) if d.augment else None,
                               label_every=d.label_every, val_fraction=d.get("val_fraction", 0.2), motion=motion,
-                              seed=cfg.seed)
+                              seed=cfg.seed, val_sequences=_plain(d.get("val_sequences")) or None)
 
 
 def generate_data(cfg: DictConfig) -> None:
@@ -132,12 +154,12 @@ def generate_data(cfg: DictConfig) -> None:
 
 def run_stage1(cfg: DictConfig, out: Path, resume: str | None) -> Path:
     """Train the FCN on still images; returns its checkpoint."""
-    module = ImageStageModule(**module_kwargs(cfg, out / "stage1", cfg.stage1.lr, cfg.stage1.get("weight_decay")))
+    module = ImageStageModule(**module_kwargs(cfg, out / "stage1", cfg.stage1))
     if cfg.model.backbone.pretrained and resume is None:
         module.init_from_imagenet(cfg.model.backbone.pretrained)
     dm = datamodule(cfg, train=cfg.data.images)
     ckpt_dir = out / "stage1" / "checkpoints"
-    trainer = build_trainer(cfg, out / "stage1", "stage1", ckpt_dir)
+    trainer = build_trainer(cfg, out / "stage1", "stage1", ckpt_dir, stage=cfg.stage1)
     with finishing_loggers(trainer):
         trainer.fit(module, datamodule=dm, ckpt_path=resume)
     return ckpt_dir / "last.ckpt"
@@ -188,6 +210,9 @@ def run(cfg: DictConfig) -> dict:
     out = Path(cfg.paths.output_dir)
     L.seed_everything(cfg.seed, workers=True)
     variant = get_variant(cfg.variant)
+    test_ckpt = cfg.get("test_ckpt", "last")
+    if test_ckpt not in TEST_CKPTS:
+        raise ValueError(f"test_ckpt must be one of {', '.join(TEST_CKPTS)}, got {test_ckpt!r}")
     generate_data(cfg)
     verify_data(cfg.data, cfg.paths.cache_dir)  # every frame and mask, all problems at once
     log_data_summary(cfg)
@@ -209,11 +234,12 @@ def run(cfg: DictConfig) -> dict:
     if (out / "temporal" / "region_classifier.pt").is_file():
         log.info("region classifier: %s", out / "temporal" / "region_classifier.pt")
     if cfg.stage1_only:  # stage 1 and the region classifier, shared by the variants of a study seed
-        done = {"stage1_checkpoint": str(stage1_ckpt), "train_seconds": round(time.time() - started, 1)}
+        done = {"stage1_checkpoint": str(stage1_ckpt), "train_seconds": round(time.time() - started, 1),
+                "environment": environment()}
         write_json(out / "stage1.json", done)
         return done
     trained = tested_checkpoint(cfg, variant.code)
-    module = create_module(variant.code, **module_kwargs(cfg, out, cfg.stage2.lr, cfg.stage2.get("weight_decay")))
+    module = create_module(variant.code, **module_kwargs(cfg, out, cfg.stage2))
     if resume_stage != "video" and trained is None:
         module.init_from_stage1(load_fcn(stage1_ckpt))
     dm = datamodule(cfg, train=cfg.data.videos, val=cfg.data.val, test=cfg.data.test, motion=motion)
@@ -226,7 +252,8 @@ def run(cfg: DictConfig) -> dict:
                                           sources=OmegaConf.to_container(w.sources, resolve=True),
                                           holdout_fraction=w.holdout_fraction, every_n_epochs=w.every_n_epochs,
                                           seed=cfg.seed, cache_dir=w.cache_dir))
-    trainer = build_trainer(cfg, out, "stage2", out / "checkpoints", callbacks)
+    keep_best = test_ckpt == "best" and trained is None
+    trainer = build_trainer(cfg, out, "stage2", out / "checkpoints", callbacks, stage=cfg.stage2, keep_best=keep_best)
     with finishing_loggers(trainer):  # the test scores and media belong to the stage-2 run
         if trained is None:
             log.info("stage 2: the %s cascade on video, checkpoint %s%s", variant.code,
@@ -237,6 +264,10 @@ def run(cfg: DictConfig) -> dict:
         else:
             log.info("stage 2: not trained; testing the given %s checkpoint %s", variant.code, trained)
         log.info("test: predictions %s", out / "predictions")
+        tested = {"checkpoint": "given"} if trained else {"checkpoint": "last"}
+        if keep_best:
+            tested = load_best(module, out)
+            log.info("test: the best validation epoch (%s), %s", tested["epoch"], out / "checkpoints" / "best.ckpt")
         module.test_workers = cfg.get("test_workers", 0)
         trainer.test(module, datamodule=dm, ckpt_path=str(trained) if trained else None)
 
@@ -244,8 +275,9 @@ def run(cfg: DictConfig) -> dict:
     metrics = {"variant": variant.code, "tag": cfg.tag, "protocol": cfg.protocol, "crf": bool(cfg.crf), "seed": cfg.seed,
                **scalar_scores(module.test_scores),
                "datasets": {name: scalar_scores(s) for name, s in module.test_set_scores.items()},
-               "checkpoint": str(trained or out / "checkpoints" / "last.ckpt"), "stage1_checkpoint": str(stage1_ckpt),
-               "train_seconds": round(time.time() - started, 1)}
+               "checkpoint": str(trained or out / "checkpoints" / f"{tested['checkpoint']}.ckpt"),
+               "tested": tested, "stage1_checkpoint": str(stage1_ckpt),
+               "train_seconds": round(time.time() - started, 1), "environment": environment()}
     if trainer.is_global_zero:
         write_json(out / "metrics.json", metrics)
         write_sequence_scores(out / "per_sequence", module.test_sequence_scores)
@@ -254,6 +286,20 @@ def run(cfg: DictConfig) -> dict:
         if cfg.report:
             write_run_report(cfg, out)
     return metrics
+
+
+def load_best(module, out: Path) -> dict:
+    """Put the weights of checkpoints/best.ckpt (the averaged ones under EMA, as validated) into `module`;
+    returns which epoch they are, from the stage's validation curve. Loaded here rather than by
+    `trainer.test(ckpt_path=)`, where the EMA callback would restore the raw weights instead."""
+    path = out / "checkpoints" / "best.ckpt"
+    if not path.is_file():
+        raise DataError(path, "missing: test_ckpt=best needs a validation set (data.val_sequences or val_fraction)")
+    module.load_state_dict(read_checkpoint(path)["state_dict"])
+    curve = read_curve(out / "val_curve.csv")
+    best = max(curve, key=lambda row: row["s_measure"])  # ModelCheckpoint keeps the first of equal scores too
+    return {"checkpoint": "best", "epoch": best["epoch"], "val_s_measure": best["s_measure"],
+            "last_epoch": curve[-1]["epoch"], "last_val_s_measure": curve[-1]["s_measure"]}
 
 
 def write_sequence_scores(folder: Path, by_set: dict[str, list[dict]]) -> None:

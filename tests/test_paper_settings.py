@@ -28,8 +28,8 @@ def test_documented_paper_command_decays_as_the_paper_per_step():
     overrides = [o for o in documented_overrides() if not o.startswith("model.backbone.pretrained")]
     cfg = compose_plain([*overrides, *PAPER_ROOTS])
     out = Path("/tmp/unused")
-    stage1 = module_kwargs(cfg, out, cfg.stage1.lr, cfg.stage1.weight_decay)
-    stage2 = module_kwargs(cfg, out, cfg.stage2.lr, cfg.stage2.weight_decay)
+    stage1 = module_kwargs(cfg, out, cfg.stage1)
+    stage2 = module_kwargs(cfg, out, cfg.stage2)
     assert (stage1["lr"], stage1["weight_decay"]) == (1e-2, 0.005)  # the paper's stage-1 pair, kept
     # SGD shrinks a weight by lr * weight_decay per step: the same as Caffe's stage 2 (a 4e5-times larger
     # learning rate for the mean loss needs a 4e5-times smaller decay)
@@ -37,14 +37,18 @@ def test_documented_paper_command_decays_as_the_paper_per_step():
     for kwargs in (stage1, stage2):
         assert kwargs["optimizer"] == "sgd" and kwargs["momentum"] == 0.9 and kwargs["dropout"] == 0.5
         assert kwargs["fcn2_init"] == "xavier" and kwargs["width"] == 1.0
+        assert (kwargs["schedule"], kwargs["warmup_steps"]) == ("constant", 0)  # the paper's fixed rate
     assert any(o.startswith("model.backbone.pretrained=") for o in documented_overrides())
 
 
 def test_stage_decay_falls_back_to_the_model_and_old_configs_still_build():
     cfg = compose_plain([])
-    assert module_kwargs(cfg, Path("/tmp/unused"), 1e-3, cfg.stage2.weight_decay)["weight_decay"] == cfg.model.weight_decay
-    with open_dict(cfg):  # a run saved before fc6 / fcn2_init existed
+    assert module_kwargs(cfg, Path("/tmp/unused"), cfg.stage2)["weight_decay"] == cfg.model.weight_decay
+    with open_dict(cfg):  # a run saved before fc6 / fcn2_init / the schedules existed
         del cfg.model.fc6
         del cfg.model.fcn2_init
-    kwargs = module_kwargs(cfg, Path("/tmp/unused"), 1e-3)
+        for key in ("schedule", "warmup_steps", "weight_decay"):
+            del cfg.stage2[key]
+    kwargs = module_kwargs(cfg, Path("/tmp/unused"), cfg.stage2)
     assert (kwargs["fc6"], kwargs["fcn2_init"]) == ("center3x3_d4", "copy")
+    assert (kwargs["schedule"], kwargs["warmup_steps"], kwargs["weight_decay"]) == ("constant", 0, cfg.model.weight_decay)

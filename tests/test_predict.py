@@ -216,7 +216,7 @@ def _tested_run(root: Path, data_dir: Path, trained: bool):
     overrides = ["ablation=SCNN", "data.size=[40,56]", "++trainer.limit_test_batches=1.0"]
     if not trained:
         cfg = compose_run(root, data_dir, overrides)
-        module = create_module("SCNN", **module_kwargs(cfg, root, lr=0.0))
+        module = create_module("SCNN", **module_kwargs(cfg, root, cfg.stage2))
         stage1 = make_run(root / "given", "image", width=cfg.model.width, fc_channels=cfg.model.fc_channels)
         classifier = root / "given" / "temporal" / "region_classifier.pt"
         RegionClassifier.untrained(module.model.fcn1.backbone).save(classifier)

@@ -81,10 +81,11 @@ def test_tiny_study_runs_and_collects(tmp_path, data_dir):
     manifests = {p.relative_to(study / "seed0").as_posix()
                  for p in study.glob("seed0/*/weak_labels/round_*/manifest.json")}
     assert {"OS/weak_labels/round_000/manifest.json", "SCNN/weak_labels/round_001/manifest.json"} <= manifests
-    stage1 = {f"stage1/{name}"
-              for name in ("stage1.json", "config.yaml", "overrides.yaml", "logs/stage1/version_0.csv")}
+    stage1 = {f"stage1/{name}" for name in ("stage1.json", "config.yaml", "overrides.yaml",
+                                            "logs/stage1/version_0.csv", "stage1_val_curve.csv")}
+    curves = {f"{tag}/val_curve.csv" for tag in ("OS", "SCNN")}  # SCNN-noCRF tests SCNN's model: no training
     assert {p.relative_to(records).as_posix() for p in records.rglob("*") if p.is_file()} == \
-        expected | manifests | logs | stage1
+        expected | manifests | logs | stage1 | curves
     assert json.loads((records / "SCNN" / "metrics.json").read_text()) == metrics["SCNN"]
     assert read_study(results / "runs") == read_study(study)  # the plan travels with the records
 
@@ -224,3 +225,10 @@ def test_git_does_not_ignore_a_studys_records():
     assert ignored.returncode == 1 and ignored.stdout == "", f"git ignores: {ignored.stdout}"
     assert subprocess.run(["git", "check-ignore", "--no-index", "runs/davis-study/seed1/SCNN/metrics.json"],
                           cwd=ROOT, capture_output=True).returncode == 0  # a study's own run folders stay out
+
+
+def test_a_shared_stage1_plans_none_and_passes_none(tmp_path):
+    jobs = plan(tmp_path, [0, 1], ["NA", "SCNN"], ["crf"], ["data=davis"], shared_stage1=True)
+    assert [run_dir.relative_to(tmp_path).as_posix() for run_dir, _ in jobs] == [
+        "seed0/NA", "seed0/SCNN", "seed0/SCNN-noCRF", "seed1/NA", "seed1/SCNN", "seed1/SCNN-noCRF"]
+    assert not any(o.startswith(("stage1.ckpt=", "motion.classifier=", "stage1_only")) for _, job in jobs for o in job)

@@ -1,6 +1,7 @@
 """A run's light records, copied so a study's results can be committed without its heavy files.
 
-From a run directory: `metrics.json` (`stage1.json` for a seed's stage-1 run), `pr_curve.json`, the
+From a run directory: `metrics.json` (`stage1.json` for a seed's stage-1 run), `pr_curve.json`, each stage's
+per-epoch validation curve (`val_curve.csv`, `stage1/val_curve.csv` as `stage1_val_curve.csv`), the
 runner's per-sequence scores (`per_sequence/<test set>.csv`),
 `.hydra/config.yaml` and `.hydra/overrides.yaml` (as `config.yaml`, `overrides.yaml`), the `manifest.json` of
 every published weak-label round (`weak_labels/round_NNN/manifest.json`), and the CSV logger's per-step/epoch
@@ -19,7 +20,8 @@ from scnn_lightning.weak.store import MANIFEST, WeakLabelStore
 
 # source inside the run directory -> name in the records folder
 RECORD_FILES = {"metrics.json": "metrics.json", "stage1.json": "stage1.json", "pr_curve.json": "pr_curve.json",
-                ".hydra/config.yaml": "config.yaml", ".hydra/overrides.yaml": "overrides.yaml"}
+                ".hydra/config.yaml": "config.yaml", ".hydra/overrides.yaml": "overrides.yaml",
+                "val_curve.csv": "val_curve.csv", "stage1/val_curve.csv": "stage1_val_curve.csv"}
 LOGS = ("csv/*/version_*/metrics.csv", "stage1/csv/*/version_*/metrics.csv")  # a stage-1 run logs one level down
 
 

@@ -104,17 +104,28 @@ def _stable_fraction(*parts: object) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
-def split_train_val(sequences: list[SequenceRef], fraction: float, seed: int) -> tuple[list[Entry], list[Entry]]:
+def split_train_val(sequences: list[SequenceRef], fraction: float, seed: int,
+                    val_sequences: Sequence[str] | None = None) -> tuple[list[Entry], list[Entry]]:
     """Deterministic split: whole sequences for videos (no leakage between neighbouring frames),
-    single frames for still-image sets. A lone video is split by frames."""
+    single frames for still-image sets. A lone video is split by frames. `val_sequences` names the held-out
+    videos instead of the seed's hash (the same for every seed); still images keep the hash of `fraction`."""
     train: list[Entry] = []
     val: list[Entry] = []
     videos = [s for s in sequences if s.temporal]
+    named = set(val_sequences or ())
+    missing = sorted(named - {s.name for s in videos})
+    if videos and missing:
+        raise ValueError(f"data.val_sequences names videos the training sources do not hold: {', '.join(missing)} "
+                         f"(they hold {', '.join(sorted(s.name for s in videos)[:8])}, ...)")
     for seq in sequences:
         by_frame = not seq.temporal or len(videos) < 2
         for i, frame in enumerate(seq.frames):
-            key = (seed, seq.name, frame.name) if by_frame else (seed, seq.name)
-            (val if _stable_fraction(*key) < fraction else train).append((seq, i))
+            if named and seq.temporal:
+                held = seq.name in named
+            else:
+                key = (seed, seq.name, frame.name) if by_frame else (seed, seq.name)
+                held = _stable_fraction(*key) < fraction
+            (val if held else train).append((seq, i))
     return train, val
 
 
@@ -251,7 +262,7 @@ class SaliencyDataModule(L.LightningDataModule):
     def __init__(self, *, train: Sequence[Any] = (), val: Sequence[Any] = (), test: Sequence[Any] = (),
                  size: Sequence[int] = (128, 224), batch_size: int = 4, num_workers: int = 0,
                  val_fraction: float = 0.2, augment: dict | None = None, label_every: int | None = None,
-                 motion=None, seed: int = 0):
+                 motion=None, seed: int = 0, val_sequences: Sequence[str] | None = None):
         super().__init__()
         self.train_specs, self.val_specs, self.test_specs = list(train), list(val), list(test)
         self.size = (int(size[0]), int(size[1]))
@@ -264,6 +275,8 @@ class SaliencyDataModule(L.LightningDataModule):
         self.label_every = label_every
         self.motion = motion
         self.seed = seed
+        self.val_sequences = list(val_sequences) if val_sequences else None
+        self.weak_labels_expected = False  # set by WeakLabelRefresh before the optimizer's schedule is planned
         self.weak_store = None
         self.weak_round: int | None = None
         self.weak_frames: set[tuple[str, str]] = set()
@@ -292,7 +305,8 @@ class SaliencyDataModule(L.LightningDataModule):
                 self.train_entries = [(s, i) for s in train_seqs for i in range(len(s.frames))]
                 self.val_entries = [(s, i) for s in load_sequences(self.val_specs) for i in range(len(s.frames))]
             else:
-                self.train_entries, self.val_entries = split_train_val(train_seqs, self.val_fraction, self.seed)
+                self.train_entries, self.val_entries = split_train_val(train_seqs, self.val_fraction, self.seed,
+                                                                       self.val_sequences)
         for name, spec in zip(name_test_sets(self.test_specs), map(SourceSpec.parse, self.test_specs)):
             entries = [(s, i) for s in load_sequences([spec]) for i in range(len(s.frames))]
             self.test_sets.append(EvalSet(name, spec, entries))
@@ -346,6 +360,12 @@ class SaliencyDataModule(L.LightningDataModule):
         """Frames that carry a label this epoch (manual and not held out, or weak from the current round)."""
         return [e for e in self.train_entries if (frame_key(e) not in self.fusion_holdout and self.manual_label(*e))
                 or frame_key(e) in self.weak_frames]
+
+    def scheduled_train_frames(self) -> int:
+        """The frames of a full training epoch, for planning a learning-rate schedule before the first epoch:
+        the active frames, or every training frame when weak labels are to come (an upper bound: the weak-label
+        fit's held-out frames leave the loss, so the schedule ends a little above its last value)."""
+        return len(self.train_entries) if self.weak_labels_expected else len(self.active_train_entries())
 
     def train_sources_label(self) -> str:
         """The training data's root folders, for error messages."""

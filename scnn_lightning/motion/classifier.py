@@ -205,13 +205,13 @@ def collect_regions(index: DatasetIndex, extractor: RegionFeatureExtractor, *, f
 
 def fit_mlp(features: np.ndarray, labels: np.ndarray, *, n_deep: int, deep_dims: int = 32,
             hidden: tuple[int, int] = (256, 64), epochs: int = 20, lr: float = 1e-3, weight_decay: float = 1e-4,
-            batch_size: int = 256, seed: int = 0) -> tuple[RegionMLP, FeatureTransform]:
-    """Fit the feature transform, then train the MLP with class-balanced BCE."""
+            batch_size: int = 256, seed: int = 0, balanced: bool = True) -> tuple[RegionMLP, FeatureTransform]:
+    """Fit the feature transform, then train the MLP with class-balanced BCE (plain BCE with `balanced=False`)."""
     torch.manual_seed(seed)
     transform = FeatureTransform.fit(torch.from_numpy(features), n_deep=n_deep, deep_dims=deep_dims)
     x = transform(torch.from_numpy(features))
     y = torch.from_numpy(labels)
-    alpha = float(1 - y.mean())  # fraction of negatives, as in Eq. 3
+    alpha = float(1 - y.mean()) if balanced else 0.5  # fraction of negatives, as in Eq. 3
     mlp = RegionMLP(x.shape[1], hidden)
     opt = torch.optim.Adam(mlp.parameters(), lr=lr, weight_decay=weight_decay)
     gen = torch.Generator().manual_seed(seed)

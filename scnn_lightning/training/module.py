@@ -7,6 +7,7 @@ differs between variants is the table in `models/variants.py`.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import ClassVar
 
@@ -22,6 +23,7 @@ from scnn_lightning.models.fcn import FCN, FCN2_INITS
 from scnn_lightning.models.losses import balanced_bce
 from scnn_lightning.models.variants import Variant, get_variant
 from scnn_lightning.models.vgg import DEFAULT_FC6, load_imagenet_vgg16
+from scnn_lightning.training.schedules import SCHEDULES, build_scheduler
 from scnn_lightning.training.test_scoring import FrameScorer
 from scnn_lightning.training.wandb_media import PANELS, log_wandb_media
 from scnn_lightning.utils import write_png_map
@@ -36,12 +38,14 @@ class SaliencyModule(L.LightningModule):
                  dropout: float = 0.5, optimizer: str = "sgd", lr: float = 1e-3, momentum: float = 0.9,
                  weight_decay: float = 0.005, crf: dict | None = None, protocol: str = "pysod",
                  predictions_dir: str | None = None, size: list[int] | None = None,
-                 fc6: str = DEFAULT_FC6, fcn2_init: str = "copy"):
-        # fc6 and fcn2_init came later: their defaults are what checkpoints written before them used.
+                 fc6: str = DEFAULT_FC6, fcn2_init: str = "copy", schedule: str = "constant", warmup_steps: int = 0):
+        # fc6, fcn2_init and the schedule came later: their defaults are what checkpoints written before them used.
         super().__init__()
         self.save_hyperparameters()  # `size` (the training input size) is kept for inference only
         if fcn2_init not in FCN2_INITS:  # checked here so a typo stops the run before stage 1, not after
             raise ValueError(f"fcn2_init must be one of {', '.join(FCN2_INITS)}, got {fcn2_init!r}")
+        if schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {schedule!r}")
         self.fcn_kwargs = dict(width=width, fc_channels=fc_channels, upsample=upsample, dropout=dropout, fc6=fc6)
         self.crf_params = CRFParams(**crf) if crf else None
         self.val_metrics = SODMetrics(protocol="pysod")
@@ -66,13 +70,33 @@ class SaliencyModule(L.LightningModule):
 
     def configure_optimizers(self):
         """SGD with momentum and weight decay as in §IV-B; Adam (decoupled decay) for from-scratch CPU runs,
-        where a plain 16-layer ReLU stack without ImageNet weights barely moves under SGD in a few epochs."""
+        where a plain 16-layer ReLU stack without ImageNet weights barely moves under SGD in a few epochs.
+        With a schedule other than the paper's constant rate (or a warm-up), its scheduler steps every step."""
         hp = self.hparams
         if hp.optimizer == "sgd":
-            return torch.optim.SGD(self.parameters(), lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay)
-        if hp.optimizer == "adam":
-            return torch.optim.AdamW(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
-        raise ValueError(f"optimizer must be 'sgd' or 'adam', got {hp.optimizer!r}")
+            optimizer = torch.optim.SGD(self.parameters(), lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay)
+        elif hp.optimizer == "adam":
+            optimizer = torch.optim.AdamW(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+        else:
+            raise ValueError(f"optimizer must be 'sgd' or 'adam', got {hp.optimizer!r}")
+        if hp.schedule == "constant" and not hp.warmup_steps:
+            return optimizer
+        scheduler = build_scheduler(optimizer, hp.schedule, total_steps=self.scheduled_steps(),
+                                    warmup_steps=hp.warmup_steps)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def scheduled_steps(self) -> int:
+        """The stage's optimizer steps. Lightning counts them from the first epoch's loader; with weak labels the
+        frames without ground truth join only once round 0 is written (at fit start, after this plan), so then
+        the datamodule's count of a full epoch is used, with the trainer's batch limits applied as Lightning does."""
+        trainer = self.trainer
+        dm = trainer.datamodule
+        if not getattr(dm, "weak_labels_expected", False):
+            return int(trainer.estimated_stepping_batches)
+        batches = math.ceil(math.ceil(dm.scheduled_train_frames() / trainer.world_size) / dm.batch_size)
+        limit = trainer.limit_train_batches
+        batches = min(batches, limit) if isinstance(limit, int) else int(batches * limit)
+        return max(1, math.ceil(batches / trainer.accumulate_grad_batches)) * max(1, trainer.max_epochs)
 
     # -- evaluation -----------------------------------------------------------------------------------
     def saliency(self, batch: dict) -> torch.Tensor:

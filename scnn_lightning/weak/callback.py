@@ -109,6 +109,10 @@ class WeakLabelRefresh(Callback):
             self.holdout_hash = state["holdout_hash"]
 
     # -- hooks ---------------------------------------------------------------------------------------
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        if stage == "fit" and trainer.datamodule is not None:  # before the learning-rate schedule is planned
+            trainer.datamodule.weak_labels_expected = True
+
     def on_fit_start(self, trainer, pl_module) -> None:
         reload = trainer.reload_dataloaders_every_n_epochs
         if reload < 1 or self.every_n_epochs % reload:

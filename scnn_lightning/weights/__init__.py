@@ -25,3 +25,11 @@ def default_checkpoint() -> Path:
         raise DataError(DEFAULT_CHECKPOINT, "no shipped checkpoint in this copy of the package; "
                                             "pass --ckpt CKPT (a run's checkpoints/last.ckpt)")
     return DEFAULT_CHECKPOINT
+
+
+def register_weights_resolver() -> None:
+    """`${weights:NAME}` in a config is the path of NAME in this folder (data=davis starts from the shipped stage 1
+    with it); run configs saved by Hydra keep the interpolation, so whatever reads them registers it too."""
+    from omegaconf import OmegaConf
+
+    OmegaConf.register_new_resolver("weights", lambda name: str(WEIGHTS_DIR / name), replace=True)
