@@ -9,7 +9,8 @@ it) and, with `--full-width LABEL`, an untrained classifier on a full-width VGG1
 one). The steps are run one after the other on one thread (`--threads`, the setting of predict's motion
 workers), each timed on its own, then the whole `superpixel_prior` call as a check that they add up.
 The JSON keeps one section per `--label` (written atomically; other labels already in the file stay),
-with the load average: the CPU may be shared, so compare steps within one section.
+with the load average: the CPU may be shared, so compare steps within one section. (The `before` section
+of benchmarks/results/prior_profile.json was measured by this script at commit 5d44538, on the code of fdc2235.)
 """
 
 from __future__ import annotations
@@ -33,52 +34,10 @@ from scnn_lightning.errors import DataError
 from scnn_lightning.models.vgg import VGG16Backbone
 from scnn_lightning.motion.classifier import RegionClassifier
 from scnn_lightning.motion.flow import compute_flow
-from scnn_lightning.motion.flow import flow_to_color
-from scnn_lightning.motion.magnitude import magnitude_prior
-from scnn_lightning.motion.regions import FrameRegions
-from scnn_lightning.motion.superpixels import resize_flow, working_size
-from scnn_lightning.motion.temporal_prior import fuse_levels_eq6, superpixel_prior
+from scnn_lightning.motion.clock import StepClock
+from scnn_lightning.motion.temporal_prior import PRIOR_STEPS, superpixel_prior
 from scnn_lightning.utils import write_json
 from scnn_lightning.weights import default_checkpoint
-
-
-PRIOR_STEPS = ("resize", "camera_motion", "backbone", "flow_colour", "segment_level1", "segment_level2",
-               "segment_level3", "region_pooling", "classifier", "paint_upsample")
-
-
-def timed_prior(image: np.ndarray, flow: np.ndarray, classifier: RegionClassifier) -> tuple[np.ndarray, dict]:
-    """`superpixel_prior` of the code at fdc2235, step by step, with the seconds of each step."""
-    from skimage.segmentation import felzenszwalb
-
-    ex, seconds, clock = classifier.extractor, {}, [time.perf_counter()]
-
-    def lap(name: str) -> None:
-        clock.append(time.perf_counter())
-        seconds[name] = clock[-1] - clock[-2]
-
-    size = working_size(*image.shape[:2], ex.long_side)
-    small_img = cv2.resize(image, size[::-1], interpolation=cv2.INTER_AREA)
-    small_flow = resize_flow(flow, size)
-    lap("resize")
-    motion = magnitude_prior(small_flow, min_motion=ex.min_motion * size[1] / image.shape[1])
-    lap("camera_motion")
-    fmap = ex.feature_map(small_img)
-    lap("backbone")
-    colour = flow_to_color(small_flow).astype(np.float64) / 255.0
-    lap("flow_colour")
-    labels = []
-    for j, lv in enumerate(ex.levels):
-        labels.append(felzenszwalb(colour, scale=lv.scale, sigma=lv.sigma, min_size=lv.min_size, channel_axis=-1)
-                      .astype(np.int64))
-        lap(f"segment_level{j + 1}")
-    regions = FrameRegions(labels, [ex._level_features(fmap, motion, lab) for lab in labels])
-    lap("region_pooling")
-    scores = classifier.score_levels(regions)
-    lap("classifier")
-    h, w = image.shape[:2]
-    pt = np.clip(cv2.resize(fuse_levels_eq6(labels, scores), (w, h), interpolation=cv2.INTER_LINEAR), 0, 1)
-    lap("paint_upsample")
-    return pt, seconds
 
 
 def frames_of(folder: Path, count: int) -> list[np.ndarray]:
@@ -96,7 +55,9 @@ def profile(frames: list[np.ndarray], classifier: RegionClassifier) -> dict:
         start = time.perf_counter()
         flow = compute_flow(image, partner)
         flow_seconds = time.perf_counter() - start
-        _, steps = timed_prior(image, flow, classifier)
+        clock = StepClock()
+        superpixel_prior(image, flow, classifier, clock=clock)
+        steps = clock.seconds
         start = time.perf_counter()
         superpixel_prior(image, flow, classifier)
         whole = time.perf_counter() - start
