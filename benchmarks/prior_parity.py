@@ -72,11 +72,16 @@ def frame_differences(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     return float(d.mean()), float(d.max())
 
 
+def _sig(x: float) -> float:
+    """Three significant digits (the differences span many orders of magnitude)."""
+    return float(f"{float(x):.3g}")
+
+
 def summarise(per_sequence: dict[str, list[tuple[float, float]]]) -> dict:
     def stats(rows: list[tuple[float, float]]) -> dict:
         means, maxes = np.array([r[0] for r in rows]), np.array([r[1] for r in rows])
-        return {"frames": len(rows), "mean_abs": round(float(means.mean()), 5),
-                "worst_frame_mean_abs": round(float(means.max()), 5), "max_abs": round(float(maxes.max()), 5),
+        return {"frames": len(rows), "mean_abs": _sig(means.mean()), "worst_frame_mean_abs": _sig(means.max()),
+                "max_abs": _sig(maxes.max()),
                 "frames_over_limits": int(((means > MEAN_LIMIT) | (maxes > MAX_LIMIT)).sum())}
 
     everything = [r for rows in per_sequence.values() for r in rows]
@@ -143,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         run_compute(args.reference.resolve(), args, args.work / "reference")
         run_compute(ROOT, args, args.work / "current")
         names = sorted(f.stem for f in (args.work / "reference").glob("*.npz"))
-        result = {"command": command, "compared": "Pt (float32) of every frame",
+        result = {"command": command, "compared": "Pt (float32) of every frame", "reference": str(args.reference),
                   "classifier": str(args.classifier), "split": args.split,
                   **summarise(compare_priors(args.work / "reference", args.work / "current", names))}
     write_json(args.out, result)
