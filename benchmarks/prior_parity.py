@@ -11,7 +11,8 @@ Pt of every frame of the DAVIS split (`--split`, default val) is computed twice 
 largest per-frame mean |ΔPt| and the largest pixel |ΔPt|, in 1/255 units, and the frames over the limits
 (per frame: mean ≤ 0.5/255 and max ≤ 4/255).
 
-`--maps OLD NEW` compares instead two folders of predict's PNG maps (`<seq>/<frame>.png`) the same way.
+`--maps OLD NEW` compares instead two folders of predict's PNG maps (`<seq>/<frame>.png`) the same way,
+every map NEW holds against OLD's (the issue's limit there: a mean change of at most 1/255 per frame).
 """
 
 from __future__ import annotations
@@ -102,13 +103,14 @@ def compare_priors(reference: Path, current: Path, names: list[str]) -> dict[str
 
 
 def compare_maps(old: Path, new: Path) -> dict[str, list[tuple[float, float]]]:
+    """Every map of NEW (`<seq>/<frame>.png`; a partial run compares what it wrote) against OLD's."""
     import cv2
 
     result = {}
-    for folder in sorted(p for p in old.iterdir() if p.is_dir()):
+    for folder in sorted(p for p in new.iterdir() if p.is_dir()):
         rows = []
-        for png in sorted(folder.glob("*.png")):
-            other = new / folder.name / png.name
+        for other in sorted(folder.glob("*.png")):
+            png = old / folder.name / other.name
             a, b = cv2.imread(str(png), cv2.IMREAD_GRAYSCALE), cv2.imread(str(other), cv2.IMREAD_GRAYSCALE)
             if a is None or b is None:
                 raise RuntimeError(f"{png if a is None else other}: missing or unreadable map")
