@@ -2,9 +2,9 @@
 
 Three stages connected by bounded queues, each frame passing once through each:
 
-    reader thread   decode frame (and its flow partner) → hand flow → motion map → network inputs to the
-                    motion workers (`inference/workers.py`: processes, so the next frames' motion inputs are
-                    computed while the network runs; `Settings.workers = 0` computes them in this thread)
+    reader thread   decode frame (and its flow partner) → flow → motion map → network inputs, computed in
+                    this thread (`Settings.workers = 0`) or handed to motion worker processes
+                    (`inference/workers.py`); either way the next frames' inputs are made while the network runs
     main thread     batches of `batch_size` frames through the network (one batch per network size)
     writer thread   map resized to the frame size → dense CRF (Eq. 9–10) there → PNG (atomic) → overlay video
 
