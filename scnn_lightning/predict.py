@@ -35,7 +35,7 @@ from scnn_lightning.errors import DataError
 from scnn_lightning.inference.checkpoint import LoadedCheckpoint, load_checkpoint
 from scnn_lightning.inference.motion import MotionStep
 from scnn_lightning.inference.stream import Settings, stream_saliency, timing_summary
-from scnn_lightning.inference.workers import default_workers, network_threads, torch_threads
+from scnn_lightning.inference.workers import default_workers
 from scnn_lightning.motion.flow import FLOW_BACKENDS
 from scnn_lightning.motion.provider import PRIORS, MotionProvider
 from scnn_lightning.utils import write_json
@@ -81,8 +81,7 @@ def predict(source: str | Path, ckpt: str | Path, out: str | Path, *, crf: bool 
     (the run's parameters, else the defaults of `CRFParams`), False = off. `size`: network input (H, W);
     None = the training size when the run recorded it, else each frame's size rounded to a multiple of 8.
     `workers`: processes computing flow and the motion maps beside the network (0: none, in the reading
-    thread; None: `default_workers()`); the maps do not depend on it. On the CPU, a network beside motion
-    inputs runs with the threads they leave free (`network_threads`).
+    thread; None: `default_workers()`); the maps do not depend on it.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -100,10 +99,8 @@ def predict(source: str | Path, ckpt: str | Path, out: str | Path, *, crf: bool 
                         motion=step, crf=crf_params, size=tuple(size) if size else loaded.trained_size,
                         device=torch_device, batch_size=batch_size, overlay=overlay, progress=progress,
                         workers=default_workers() if workers is None else workers)
-    threads = network_threads(settings.workers) if step is not None and torch_device.type == "cpu" else None
-    with torch_threads(threads):
-        result = stream_saliency(sequences, settings)
-        timings = timing_summary(result, device=torch_device, variant=loaded.code, settings=settings)
+    result = stream_saliency(sequences, settings)
+    timings = timing_summary(result, device=torch_device, variant=loaded.code, settings=settings)
     timings.update(prior=step.provider.prior if step and "pt" in step.needs else None,
                    skipped=sum(len(s.frames) for s in sequences) - timings["frames"])
     write_json(out / "timings.json", timings)

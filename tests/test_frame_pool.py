@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import multiprocessing
-import os
 
 import pytest
-import torch
 
 from scnn_lightning.errors import DataError
-from scnn_lightning.inference.workers import FramePool, default_workers, network_threads, torch_threads
+from scnn_lightning.inference.workers import FramePool, default_workers
 
 
 def scaled(state: int, value: int) -> int:
@@ -43,14 +41,3 @@ def test_inline_errors_raise_at_submit_and_bad_counts_are_refused():
     with pytest.raises(ValueError, match="workers must be >= 0"):
         FramePool(scaled, 3, -1)
     assert 0 <= default_workers() <= 8
-
-
-def test_the_network_gets_the_cores_the_motion_inputs_leave_and_threads_are_restored(monkeypatch):
-    monkeypatch.setattr(os, "cpu_count", lambda: 16)
-    assert network_threads(0) == 15 and network_threads(6) == 10 and network_threads(20) == 1
-    before = torch.get_num_threads()
-    with torch_threads(1):
-        assert torch.get_num_threads() == 1
-    assert torch.get_num_threads() == before
-    with torch_threads(None):
-        assert torch.get_num_threads() == before

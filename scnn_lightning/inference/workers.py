@@ -18,8 +18,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 from concurrent.futures import Future, ProcessPoolExecutor
-from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import cv2
 import torch
@@ -33,26 +32,6 @@ def default_workers() -> int:
     None on two cores or fewer: there the reading thread already computes the motion inputs while the
     network runs (it releases the GIL), and a worker process would only add its start-up (seconds)."""
     return min(8, max(0, (os.cpu_count() or 1) - 2))
-
-
-def network_threads(workers: int) -> int:
-    """Torch threads for a network on the CPU beside the motion inputs: the cores the motion workers (or the
-    reading thread, when there are none) leave free, at least one. More would oversubscribe the cores, and
-    on a busy CPU a parallel region waits for its slowest thread (the shipped network took twice as long
-    with two threads as with one on this shared 2-core machine)."""
-    return max(1, (os.cpu_count() or 1) - max(workers, 1))
-
-
-@contextmanager
-def torch_threads(count: int | None) -> Iterator[None]:
-    """torch's intra-op thread count set to `count` (None: left alone) inside the block."""
-    before = torch.get_num_threads()
-    if count is not None:
-        torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _start_worker(state: Any) -> None:
