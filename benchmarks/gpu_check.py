@@ -3,11 +3,16 @@
     python -m benchmarks.gpu_check --davis DAVIS [--saliency MAPS] --out gpu_check.json [--device cuda]
     python -m benchmarks.gpu_check --tiny --out gpu_check.json      # CPU, tiny network, generated clips
 
-Two parts, each written to the JSON as soon as it is done (a run cut short keeps what it measured):
+Three parts, each written to the JSON as soon as it is done (a run cut short keeps what it measured):
 
   network       the full-width VGG16 SCNN cascade (FCN1 + FCN2, variant SCNN) at 480×854 in bf16 mixed
                 precision with channels_last tensors: training steps (forward, Eq. 3 loss, backward, AdamW
                 step) and inference forwards per second, and the peak GPU memory of each
+  predict       `python -m scnn_lightning.predict` with the shipped model on the device, on the first
+                `--predict-frames` frames of the first DAVIS val sequence, with and without the CRF
+                (`benchmarks.predict_fps`): frames/s, seconds per frame of each stage, and flow + temporal
+                prior against the network per frame (`motion_over_network`; the motion inputs are CPU work
+                in predict's workers, overlapped with the network)
   stage2_epoch  `experiments.run` itself (data=davis, bf16-mixed) for one stage-2 epoch of variant SCNN on
                 the first `--sequences` DAVIS train sequences, with the weak-label refresh of Algorithm 1
                 (round 0 before the epoch, round 1 after it) and a short test; the stage-1 FCN and the
@@ -35,6 +40,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
 import experiments
+from benchmarks.predict_fps import measure as measure_predict
 from scnn_lightning.data.readers import load_index
 from scnn_lightning.data.records import SequenceRef
 from scnn_lightning.data.synthetic import generate_clips
@@ -44,6 +50,7 @@ from scnn_lightning.motion.classifier import RegionClassifier
 from scnn_lightning.training.module import ImageStageModule, create_module
 from scnn_lightning.utils import write_json
 from scnn_lightning.weak.store import WeakLabelStore
+from scnn_lightning.weights import default_checkpoint
 
 CONFIG_DIR = Path(experiments.__file__).resolve().parent / "configs"
 GIB = 2**30
@@ -51,9 +58,9 @@ VARIANT = "SCNN"
 # label_every: data=davis's budget; the tiny clips are too short for it to leave two labelled frames a sequence
 # (one for training, one for the Eq. 8 fit).
 FULL = {"height": 480, "width": 854, "width_mult": 1.0, "fc_channels": 1024, "batch_size": 8, "steps": 20,
-        "sequences": 10, "epoch_size": (480, 854), "workers": None, "label_every": 10}
+        "sequences": 10, "epoch_size": (480, 854), "workers": None, "label_every": 10, "predict_frames": 40}
 TINY = {"height": 32, "width": 48, "width_mult": 0.0625, "fc_channels": 32, "batch_size": 2, "steps": 1,
-        "sequences": 2, "epoch_size": (32, 48), "workers": 0, "label_every": 2}
+        "sequences": 2, "epoch_size": (32, 48), "workers": 0, "label_every": 2, "predict_frames": 3}
 
 
 # -- part 1: network throughput ------------------------------------------------------------------------
@@ -135,7 +142,7 @@ def network_throughput(*, height: int, width: int, width_mult: float, fc_channel
     }
 
 
-# -- part 2: one stage-2 epoch through the runner --------------------------------------------------------
+# -- part 3: one stage-2 epoch through the runner --------------------------------------------------------
 def _link(target: Path, link: Path) -> None:
     link.parent.mkdir(parents=True, exist_ok=True)
     if not link.is_symlink():
@@ -252,6 +259,16 @@ def stage2_epoch(*, davis: Path, saliency: Path | None, work: Path, device: torc
     }
 
 
+# -- part 2: predict with the shipped model --------------------------------------------------------------
+def predict_speed(*, davis: Path, device: torch.device, frames: int, work: Path) -> dict:
+    """predict's timings (with and without the CRF) on the first frames of the first DAVIS val sequence."""
+    sequence = load_index("davis", davis, "val").sequences[0]
+    folder = Path(sequence.frames[0].image).parent
+    rows = measure_predict(default_checkpoint(), [(sequence.name, folder)], frames=frames, batch_size=4,
+                           device=str(device), size=None, threads=None, work=work)
+    return {"checkpoint": str(default_checkpoint()), "sequence": sequence.name, "frames": frames, "runs": rows}
+
+
 # -- driver -------------------------------------------------------------------------------------------------
 def environment(device: torch.device) -> dict:
     info = {"device": str(device), "torch": torch.__version__, "python": platform.python_version(),
@@ -264,7 +281,7 @@ def environment(device: torch.device) -> dict:
 
 def run_check(*, out: Path, davis: Path | None, saliency: Path | None, device: torch.device, tiny: bool,
               work: Path, command: str) -> dict:
-    """Both parts; the JSON at `out` is rewritten after each one."""
+    """The three parts; the JSON at `out` is rewritten after each one."""
     settings = TINY if tiny else FULL
     started = time.time()
     result: dict = {"command": command, "tiny": tiny, "environment": environment(device)}
@@ -275,6 +292,9 @@ def run_check(*, out: Path, davis: Path | None, saliency: Path | None, device: t
     if davis is None:  # --tiny: generated clips in the DAVIS layout, every frame annotated
         davis = generate_clips(work / "clips", sequences=3, frames=4, height=settings["height"],
                                width=settings["width"], seed=0, val_fraction=0.34)
+    result["predict"] = predict_speed(davis=davis, device=device, frames=settings["predict_frames"],
+                                      work=work / "predict")
+    write_json(out, {**result, "seconds": round(time.time() - started, 1)})
     result["stage2_epoch"] = stage2_epoch(davis=davis, saliency=saliency, work=work, device=device, settings=settings)
     result["seconds"] = round(time.time() - started, 1)
     write_json(out, result)
@@ -301,6 +321,9 @@ def main(argv: list[str] | None = None) -> int:
     result = run_check(out=args.out, davis=args.davis, saliency=args.saliency, device=device, tiny=args.tiny,
                        work=work, command=command)
     net, epoch = result["network"], result["stage2_epoch"]
+    for row in result["predict"]["runs"]:
+        print(f"predict {row['input']} crf={'on ' if row['crf'] else 'off'}: {row['fps']} frames/s, "
+              f"flow + temporal prior / network per frame {row['motion_over_network']}")
     print(f"network {net['size'][0]}x{net['size'][1]} width {net['width_mult']}: train {net['train_fps']} frames/s "
           f"(peak {net['train_peak_memory_gib']} GiB), inference {net['infer_fps']} frames/s "
           f"(peak {net['infer_peak_memory_gib']} GiB)")

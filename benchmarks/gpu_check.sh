@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # GPU check of the real-video study (docs/davis.md), under 8 minutes on one GPU, nothing downloaded:
 # full-width VGG16 SCNN at 480x854 in bf16-mixed with channels_last (training and inference frames/s, peak
-# GPU memory) and one short stage-2 epoch of `experiments.run` on DAVIS train with the weak-label refresh.
+# GPU memory), predict with the shipped model on a DAVIS val sequence (frames/s; flow + temporal prior, computed
+# on the CPU by predict's workers, against the network per frame) and one short stage-2 epoch of
+# `experiments.run` on DAVIS train with the weak-label refresh.
 #
 #   benchmarks/gpu_check.sh DAVIS_ROOT [SALIENCY_ROOT] [OUT_JSON]
 #

@@ -13,8 +13,9 @@ shipped in the package is measured. Each input runs predict twice in a fresh pro
 checkpoint (its training size) unless `--size` is given. The JSON (written atomically) holds, per input and
 CRF setting, frames/s and seconds per frame of each stage (predict's timings.json: `flow`,
 `temporal_prior`, `network`, `crf`, and `total`, the wall clock per frame, decoding and writing included),
-the frame and network sizes, peak memory, and the machine (platform, CPU count, torch threads of the
-predict process, load average) and command line.
+the frame and network sizes, `motion_over_network` ((flow + temporal prior) / network, per frame: what the
+motion inputs cost against the network), predict's motion workers, peak memory, and the machine (platform,
+CPU count, torch threads of the predict process, load average) and command line.
 """
 
 from __future__ import annotations
@@ -62,9 +63,17 @@ def first_frames(folder: Path, count: int, into: Path) -> Path:
     return into
 
 
+def motion_over_network(timings: dict) -> float | None:
+    """(flow + temporal prior) / network seconds per frame; None for a variant without motion inputs."""
+    if timings.get("flow") is None or not timings.get("network"):
+        return None
+    return round((timings["flow"] + (timings.get("temporal_prior") or 0.0)) / timings["network"], 3)
+
+
 def run_row(timings: dict) -> dict:
     """What the JSON keeps of one predict run."""
     return {"fps": timings["fps"], "seconds_per_frame": {k: timings[k] for k in STAGE_KEYS},
+            "motion_over_network": motion_over_network(timings), "motion_workers": timings.get("motion_workers"),
             "frames": timings["frames"], "resolution": timings["resolution"],
             "network_size": timings["network_size"], "batch_size": timings["batch_size"],
             "torch_threads": timings["torch_threads"], "device": timings["device"], "variant": timings["variant"],
@@ -78,13 +87,14 @@ def machine() -> dict:
 
 
 def measure(ckpt: Path, inputs: list[tuple[str, Path]], *, frames: int, batch_size: int, device: str,
-            size: tuple[int, int] | None, threads: int | None, work: Path) -> list[dict]:
+            size: tuple[int, int] | None, threads: int | None, work: Path, workers: int | None = None) -> list[dict]:
     """One row per input and CRF setting, in the order given."""
     rows = []
     for i, (label, folder) in enumerate(inputs):
         clip = first_frames(folder, frames, work / f"input{i}" / folder.name)
         args = ["--input", str(clip), "--ckpt", str(ckpt), "--batch-size", str(batch_size), "--device", device]
         args += ["--size", f"{size[0]}x{size[1]}"] if size else []
+        args += ["--workers", str(workers)] if workers is not None else []
         for crf, timings in with_and_without_crf(args, work / f"out{i}", threads).items():
             rows.append({"input": label, "folder": str(folder), "crf": crf == "crf", **run_row(timings)})
     return rows
@@ -101,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=parse_size, help="predict's --size (default: the checkpoint's training size)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, help="OMP_NUM_THREADS of predict (default: as this process)")
+    p.add_argument("--workers", type=int, help="predict's --workers (default: predict's own default)")
     args = p.parse_args(argv)
     if args.frames < 1:
         p.error("--frames must be >= 1")
@@ -111,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         load_before = os.getloadavg()
         with tempfile.TemporaryDirectory(prefix="predict_fps_") as tmp:
             rows = measure(ckpt, args.input, frames=args.frames, batch_size=args.batch_size, device=args.device,
-                           size=args.size, threads=args.threads, work=Path(tmp))
+                           size=args.size, threads=args.threads, work=Path(tmp), workers=args.workers)
     except DataError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -124,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     write_json(args.out, result)
     for row in rows:
         print(f"{row['input']:>12} crf={'on ' if row['crf'] else 'off'} {row['fps']:.3f} frames/s "
-              f"(network {row['network_size'][0]}x{row['network_size'][1]})")
+              f"(network {row['network_size'][0]}x{row['network_size'][1]}; flow + prior / network "
+              f"{row['motion_over_network']})")
     return 0
 
 

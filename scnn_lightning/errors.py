@@ -12,3 +12,6 @@ class DataError(ValueError):
         self.path = Path(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
+
+    def __reduce__(self):  # rebuilt from its two parts when it crosses a process boundary (predict's workers)
+        return type(self), (self.path, self.problem)

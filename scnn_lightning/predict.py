@@ -35,6 +35,7 @@ from scnn_lightning.errors import DataError
 from scnn_lightning.inference.checkpoint import LoadedCheckpoint, load_checkpoint
 from scnn_lightning.inference.motion import MotionStep
 from scnn_lightning.inference.stream import Settings, stream_saliency, timing_summary
+from scnn_lightning.inference.workers import default_workers
 from scnn_lightning.motion.flow import FLOW_BACKENDS
 from scnn_lightning.motion.provider import PRIORS, MotionProvider
 from scnn_lightning.utils import write_json
@@ -72,12 +73,15 @@ def motion_step(loaded: LoadedCheckpoint, *, prior: str | None = None, classifie
 def predict(source: str | Path, ckpt: str | Path, out: str | Path, *, crf: bool | None = None, overlay: bool = False,
             size: tuple[int, int] | None = None, device: str = "cpu", dataset: str | None = None,
             split: str | None = None, batch_size: int = 4, classifier: str | Path | None = None,
-            prior: str | None = None, flow: str | None = None, progress: bool = True) -> dict:
+            prior: str | None = None, flow: str | None = None, progress: bool = True,
+            workers: int | None = None) -> dict:
     """Write a saliency map per frame of `source` (the CLI's --input) under `out`; returns timings.json.
 
     `crf`: None = as the run was trained (on if its hyper-parameters hold CRF parameters), True = on
     (the run's parameters, else the defaults of `CRFParams`), False = off. `size`: network input (H, W);
     None = the training size when the run recorded it, else each frame's size rounded to a multiple of 8.
+    `workers`: processes computing flow and the motion maps beside the network (0: none, in the reading
+    thread; None: `default_workers()`); the maps do not depend on it.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -93,7 +97,8 @@ def predict(source: str | Path, ckpt: str | Path, out: str | Path, *, crf: bool 
     crf_params = None if crf is False else (loaded.crf or (CRFParams() if crf else None))
     settings = Settings(module=loaded.module, out=out, nested=dataset is not None or len(sequences) > 1,
                         motion=step, crf=crf_params, size=tuple(size) if size else loaded.trained_size,
-                        device=torch_device, batch_size=batch_size, overlay=overlay, progress=progress)
+                        device=torch_device, batch_size=batch_size, overlay=overlay, progress=progress,
+                        workers=default_workers() if workers is None else workers)
     result = stream_saliency(sequences, settings)
     timings = timing_summary(result, device=torch_device, variant=loaded.code, settings=settings)
     timings.update(prior=step.provider.prior if step and "pt" in step.needs else None,
@@ -130,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--classifier", help="region classifier for the superpixel prior (default: the run's)")
     p.add_argument("--prior", choices=PRIORS, help="temporal prior (default: the run's, else superpixel)")
     p.add_argument("--flow", choices=FLOW_BACKENDS, help="optical flow backend (default: the run's, else dis)")
+    p.add_argument("--workers", type=int, help="processes computing flow and the temporal prior beside the network "
+                                               "(default: one per CPU core beyond two, at most 8; "
+                                               "0 = in the reading thread)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -139,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.batch_size < 1:
         parser.error("--batch-size must be >= 1")
+    if args.workers is not None and args.workers < 0:
+        parser.error("--workers must be >= 0")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device is available here")
     try:
@@ -146,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         timings = predict(args.input, ckpt, args.out, crf=args.crf, overlay=args.overlay, size=args.size,
                           device=args.device, dataset=args.dataset, split=args.split, batch_size=args.batch_size,
                           classifier=args.classifier, prior=args.prior, flow=args.flow,
-                          progress=not args.no_progress)
+                          progress=not args.no_progress, workers=args.workers)
     except DataError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -30,6 +30,14 @@ def test_tiny_mode_measures_the_network(tiny_result):
     assert net["train_peak_memory_gib"] is None  # GPU memory only
 
 
+def test_tiny_mode_times_predict_with_the_shipped_model(tiny_result):
+    part = tiny_result["predict"]
+    assert part["checkpoint"].endswith("scnn-davis.ckpt") and part["frames"] == 3
+    assert [row["crf"] for row in part["runs"]] == [True, False]
+    for row in part["runs"]:
+        assert row["frames"] == 3 and row["device"] == "cpu" and row["motion_over_network"] > 0
+
+
 def test_tiny_mode_runs_one_stage2_epoch_with_the_weak_label_refresh(tiny_result):
     epoch = tiny_result["stage2_epoch"]
     assert epoch["weak_rounds"] == [0, 1]  # round 0 before the epoch, the refresh after it

@@ -156,6 +156,27 @@ def test_unreadable_frame_mid_folder_fails_cleanly_and_keeps_finished_maps(tmp_p
     assert not (out / "f004.png").exists() and not list(out.glob(".*"))
 
 
+def test_the_number_of_motion_workers_does_not_change_the_maps(tmp_path, runs, video):
+    for workers in (0, 1, 2):
+        timings = predict(video, runs["SCNN"], tmp_path / f"w{workers}", crf=False, workers=workers, progress=False)
+        assert timings["motion_workers"] == workers and timings["temporal_prior"] > 0 and timings["frames"] == 8
+    for name in pngs(tmp_path / "w0"):
+        reference = (tmp_path / "w0" / name).read_bytes()
+        assert (tmp_path / "w1" / name).read_bytes() == reference == (tmp_path / "w2" / name).read_bytes(), name
+
+
+def test_an_error_in_the_network_stage_shuts_the_motion_workers_down(tmp_path, runs, video, monkeypatch):
+    import multiprocessing
+
+    def fails(*args, **kwargs):
+        raise RuntimeError("network failed")
+
+    monkeypatch.setattr(stream_module, "network_probability", fails)
+    with pytest.raises(RuntimeError, match="network failed"):
+        predict(video, runs["SCNN"], tmp_path / "out", crf=False, workers=2, batch_size=1, progress=False)
+    assert multiprocessing.active_children() == []
+
+
 def test_restart_skips_written_maps_but_uses_them_as_flow_partners(tmp_path, runs, video):
     out = tmp_path / "out"
     predict(video, runs["SCNN"], out, prior="magnitude", crf=False, progress=False)

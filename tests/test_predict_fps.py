@@ -25,6 +25,8 @@ def test_each_input_is_measured_with_and_without_crf_on_its_first_frames(tmp_pat
         seconds = row["seconds_per_frame"]
         assert seconds["network"] > 0 and seconds["flow"] > 0 and seconds["temporal_prior"] > 0
         assert (seconds["crf"] is not None) == row["crf"]
+        expected = (seconds["flow"] + seconds["temporal_prior"]) / seconds["network"]
+        assert row["motion_over_network"] == pytest.approx(expected, abs=1e-3) and row["motion_workers"] >= 0
     assert "tiny crf=on" in capsys.readouterr().out
     assert not list(out.parent.glob(".*")), "the JSON is written atomically"
 

@@ -2,7 +2,9 @@
 
 Three stages connected by bounded queues, each frame passing once through each:
 
-    reader thread   decode frame (and its flow partner) → flow → motion map → network inputs
+    reader thread   decode frame (and its flow partner) → flow → motion map → network inputs, computed in
+                    this thread (`Settings.workers = 0`) or handed to motion worker processes
+                    (`inference/workers.py`); either way the next frames' inputs are made while the network runs
     main thread     batches of `batch_size` frames through the network (one batch per network size)
     writer thread   map resized to the frame size → dense CRF (Eq. 9–10) there → PNG (atomic) → overlay video
 
@@ -26,6 +28,7 @@ import queue
 import threading
 import time
 from collections import defaultdict
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -43,6 +46,7 @@ from scnn_lightning.errors import DataError
 from scnn_lightning.inference.checkpoint import network_probability
 from scnn_lightning.inference.motion import MotionStep
 from scnn_lightning.inference.overlay import OverlayVideo, source_fps
+from scnn_lightning.inference.workers import FramePool
 from scnn_lightning.motion.cache import from_stored
 from scnn_lightning.motion.flow import plan_flow
 from scnn_lightning.training.module import SaliencyModule
@@ -64,6 +68,7 @@ class Settings:
     batch_size: int = 4
     overlay: bool = False
     progress: bool = True
+    workers: int = 0  # processes computing the motion inputs (0: the reader thread does)
 
 
 @dataclass
@@ -79,6 +84,7 @@ class Job:
     image: np.ndarray | None = None  # the frame, RGB uint8 (the CRF and the overlay use it; None if not decoded)
     net_size: tuple[int, int] | None = None
     inputs: dict[str, torch.Tensor] = field(default_factory=dict)  # "image" and motion maps, (C, H, W) at net_size
+    pending: Future | None = None  # (inputs, seconds) on their way from `prepare_frame`
     saliency: np.ndarray | None = None  # network-size map in [0, 1]
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -130,6 +136,14 @@ def network_inputs(image: np.ndarray, maps: dict[str, np.ndarray], size: tuple[i
     return resize(sample, size)
 
 
+def prepare_frame(motion: MotionStep | None, image: np.ndarray, partner: np.ndarray | None, rule: str,
+                  size: tuple[int, int]) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """A frame's network inputs at `size` (as arrays: they may cross a process boundary) and the seconds of
+    its motion steps; the work of the motion workers."""
+    maps, seconds = motion(image, partner, rule) if motion is not None else ({}, {})
+    return {name: t.numpy() for name, t in network_inputs(image, maps, size).items()}, seconds
+
+
 class FrameWindow:
     """The decoded frames of one sequence around the current one; older frames are dropped."""
 
@@ -153,8 +167,9 @@ def _partner(sequence: SequenceRef, index: int) -> tuple[int | None, str]:
     return {"forward": index + 1, "backward-negated": index - 1}.get(rule), rule
 
 
-def read_jobs(sequences: list[SequenceRef], settings: Settings) -> Iterator[Job]:
-    """Reader stage: every frame in order, with its network inputs when its map is still to be made."""
+def read_jobs(sequences: list[SequenceRef], settings: Settings, pool: FramePool) -> Iterator[Job]:
+    """Reader stage: every frame in order, with its network inputs on their way (`Job.pending`) when its map
+    is still to be made."""
     for sequence in sequences:
         window = FrameWindow(sequence)
         count = len(sequence.frames)
@@ -170,17 +185,17 @@ def read_jobs(sequences: list[SequenceRef], settings: Settings) -> Iterator[Job]
             job.image = image
             if not job.done:
                 job.net_size = settings.size or rounded_size(job.frame_size)
-                maps = {}
-                if settings.motion is not None:
-                    partner, rule = _partner(sequence, index)
-                    partner_image = None if partner is None else window.get(partner)
-                    maps, job.seconds = settings.motion(image, partner_image, rule)
-                job.inputs = network_inputs(image, maps, job.net_size)
+                partner, rule = _partner(sequence, index) if settings.motion is not None else (None, "zero")
+                partner_image = None if partner is None else window.get(partner)
+                job.pending = pool.submit(image, partner_image, rule, job.net_size)
             yield job
 
 
 def run_network(jobs: list[Job], settings: Settings) -> None:
     """Network stage: one batch of same-size frames; the time is shared equally among them."""
+    for job in jobs:
+        inputs, job.seconds = job.pending.result()
+        job.inputs, job.pending = {name: torch.from_numpy(a) for name, a in inputs.items()}, None
     device = settings.device
     priors = {name: torch.stack([j.inputs[name] for j in jobs]).to(device) for name in jobs[0].inputs}
     image = priors.pop("image")
@@ -277,9 +292,10 @@ def _get(q: queue.Queue, stop: threading.Event):
     return None
 
 
-def _reader(sequences: list[SequenceRef], settings: Settings, out: queue.Queue, stop: threading.Event) -> None:
+def _reader(sequences: list[SequenceRef], settings: Settings, pool: FramePool, out: queue.Queue,
+            stop: threading.Event) -> None:
     try:
-        for job in read_jobs(sequences, settings):
+        for job in read_jobs(sequences, settings, pool):
             if not _put(out, job, stop):
                 return
         _put(out, _END, stop)
@@ -294,11 +310,12 @@ def stream_saliency(sequences: list[SequenceRef], settings: Settings) -> dict:
     jobs: queue.Queue = queue.Queue(maxsize=2 * settings.batch_size)
     written: queue.Queue = queue.Queue(maxsize=2 * settings.batch_size)
     total = sum(len(s.frames) for s in sequences)
+    started = time.perf_counter()
+    pool = FramePool(prepare_frame, settings.motion, settings.workers if settings.motion is not None else 0)
     bar = tqdm(total=total, unit="frame", desc="saliency", disable=not settings.progress, dynamic_ncols=True)
-    reader = threading.Thread(target=_reader, args=(sequences, settings, jobs, stop), daemon=True,
+    reader = threading.Thread(target=_reader, args=(sequences, settings, pool, jobs, stop), daemon=True,
                               name="saliency-reader")
     writer = Writer(written, settings, stop, bar)
-    started = time.perf_counter()
     reader.start()
     writer.start()
     try:
@@ -311,6 +328,7 @@ def stream_saliency(sequences: list[SequenceRef], settings: Settings) -> dict:
         stop.set()
         reader.join()
         writer.join()
+        pool.close()
         bar.close()
     return {"sums": dict(writer.sums), "processed": writer.processed, "first": writer.first,
             "wall": time.perf_counter() - started}
@@ -362,4 +380,5 @@ def timing_summary(result: dict, *, device: torch.device, variant: str, settings
     return {**mean, "total": round(total, 6) if total else None, "fps": round(1 / total, 3) if total else None,
             "frames": n, "resolution": list(first.frame_size) if first else None,
             "network_size": list(first.net_size) if first else None, "device": str(device), "variant": variant,
-            "batch_size": settings.batch_size, "torch_threads": torch.get_num_threads()}
+            "batch_size": settings.batch_size, "torch_threads": torch.get_num_threads(),
+            "motion_workers": settings.workers if settings.motion is not None else 0}

@@ -109,7 +109,9 @@ class RegionClassifier:
         return torch.sigmoid(self.mlp(self.transform(torch.from_numpy(features)))).numpy().astype(np.float32)
 
     def score_levels(self, regions: FrameRegions) -> list[np.ndarray]:
-        return [self.predict(f) for f in regions.features]
+        """The scores of every level's regions, from one pass of the MLP over all of them."""
+        scores = self.predict(np.concatenate(regions.features))
+        return np.split(scores, np.cumsum([len(f) for f in regions.features])[:-1])
 
     # ------------------------------------------------------------ the file
     def _payload(self) -> dict:

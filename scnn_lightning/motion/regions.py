@@ -16,9 +16,12 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 import torch
+from scipy.ndimage import find_objects
+from scipy.sparse import csr_matrix
 from torch import nn
 
 from scnn_lightning.models.vgg import VGG16Backbone
+from scnn_lightning.motion.clock import NO_CLOCK, StepClock
 from scnn_lightning.motion.magnitude import magnitude_prior
 from scnn_lightning.motion.superpixels import (LEVELS, WORK_LONG_SIDE, SegmentationLevel, resize_flow,
                                                segment_flow, working_size)
@@ -53,35 +56,57 @@ def _area_pool(values: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
 
 
 def _enlarged_boxes(labels: np.ndarray, n: int, box_scale: float) -> np.ndarray:
-    """(n, 4) float boxes y0, x0, y1, x1 (exclusive) in pixels, enlarged about their centres and clipped."""
+    """(n, 4) float boxes y0, x0, y1, x1 (exclusive) in pixels, enlarged about their centres and clipped.
+
+    A label missing from the map has the empty box (h, w, 0, 0) before enlarging."""
     h, w = labels.shape
-    ys, xs = np.mgrid[0:h, 0:w]
-    flat = labels.ravel()
-    y0 = np.full(n, h, np.int64)
-    x0 = np.full(n, w, np.int64)
-    y1 = np.zeros(n, np.int64)
-    x1 = np.zeros(n, np.int64)
-    np.minimum.at(y0, flat, ys.ravel())
-    np.minimum.at(x0, flat, xs.ravel())
-    np.maximum.at(y1, flat, ys.ravel() + 1)
-    np.maximum.at(x1, flat, xs.ravel() + 1)
+    bounds = np.array([(s[0].start, s[1].start, s[0].stop, s[1].stop) if s else (h, w, 0, 0)
+                       for s in find_objects(labels + 1, max_label=n)], np.int64).reshape(n, 4)
+    y0, x0, y1, x1 = bounds.T
     cy, cx = (y0 + y1) / 2, (x0 + x1) / 2
     hh, hw = (y1 - y0) * box_scale / 2, (x1 - x0) * box_scale / 2
     return np.stack([np.clip(cy - hh, 0, h), np.clip(cx - hw, 0, w), np.clip(cy + hh, 0, h),
                      np.clip(cx + hw, 0, w)], 1)
 
 
-def _box_means(grid: np.ndarray, boxes: np.ndarray, scale_y: float, scale_x: float) -> np.ndarray:
-    """Mean of `grid` (C, gh, gw) over each box given in pixels (mapped to grid cells by the scales)."""
+def _integral(grid: np.ndarray) -> np.ndarray:
+    """(C, gh + 1, gw + 1) summed-area table of a (C, gh, gw) grid, zero first row and column."""
     c, gh, gw = grid.shape
     integral = np.zeros((c, gh + 1, gw + 1), np.float64)
     integral[:, 1:, 1:] = grid.cumsum(1).cumsum(2)
+    return integral
+
+
+def _box_means(integral: np.ndarray, boxes: np.ndarray, scale_y: float, scale_x: float) -> np.ndarray:
+    """Mean of a grid over each box given in pixels (mapped to grid cells by the scales), from its
+    summed-area table `integral` (see `_integral`); (n, C)."""
+    gh, gw = integral.shape[1] - 1, integral.shape[2] - 1
     y0 = np.clip(np.floor(boxes[:, 0] * scale_y).astype(np.int64), 0, gh - 1)
     x0 = np.clip(np.floor(boxes[:, 1] * scale_x).astype(np.int64), 0, gw - 1)
     y1 = np.clip(np.ceil(boxes[:, 2] * scale_y).astype(np.int64), y0 + 1, gh)
     x1 = np.clip(np.ceil(boxes[:, 3] * scale_x).astype(np.int64), x0 + 1, gw)
     sums = integral[:, y1, x1] - integral[:, y0, x1] - integral[:, y1, x0] + integral[:, y0, x0]
-    return (sums / ((y1 - y0) * (x1 - x0))).T  # (n, C)
+    return (sums / ((y1 - y0) * (x1 - x0))).T
+
+
+class FrameGrids:
+    """What the pooling of every level shares, computed once per frame: the deep feature map as a
+    (cells, C) matrix and as a summed-area table, the motion map likewise, the feature cell of each
+    pixel and the normalised pixel coordinates."""
+
+    def __init__(self, fmap: np.ndarray, motion: np.ndarray):
+        c, gh, gw = fmap.shape
+        h, w = motion.shape
+        self.size, self.cells = (h, w), gh * gw
+        self.scale = (gh / h, gw / w)
+        self.cell = ((np.arange(h) * gh // h)[:, None] * gw + (np.arange(w) * gw // w)[None, :]).ravel()
+        self.features = fmap.reshape(c, -1).T.astype(np.float64)  # (cells, C)
+        self.feature_integral = _integral(fmap)
+        self.frame_mean = fmap.mean((1, 2))
+        self.motion = motion
+        self.motion_integral = _integral(motion[None])
+        ys, xs = np.mgrid[0:h, 0:w]
+        self.x, self.y = xs / w, ys / h
 
 
 class RegionFeatureExtractor:
@@ -114,33 +139,41 @@ class RegionFeatureExtractor:
         x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255.0
         return self.trunk((x - self._mean) / self._std)[0].numpy()
 
-    def describe(self, image: np.ndarray, flow: np.ndarray) -> FrameRegions:
-        """Segment the flow at every level and describe each superpixel (full-resolution inputs)."""
+    def describe(self, image: np.ndarray, flow: np.ndarray, clock: StepClock = NO_CLOCK) -> FrameRegions:
+        """Segment the flow at every level and describe each superpixel (full-resolution inputs); `clock`
+        gets a lap per step (benchmarks.prior_profile)."""
         size = working_size(*image.shape[:2], self.long_side)
         small_img = cv2.resize(image, size[::-1], interpolation=cv2.INTER_AREA)
         small_flow = resize_flow(flow, size)
+        clock.lap("resize")
         motion = magnitude_prior(small_flow, min_motion=self.min_motion * size[1] / image.shape[1])
+        clock.lap("camera_motion")
         fmap = self.feature_map(small_img)
-        labels = segment_flow(small_flow, self.levels)
-        return FrameRegions(labels, [self._level_features(fmap, motion, lab) for lab in labels])
+        clock.lap("backbone")
+        labels = segment_flow(small_flow, self.levels, clock=clock)
+        grids = FrameGrids(fmap, motion)
+        features = [self.level_features(grids, lab) for lab in labels]
+        clock.lap("region_pooling")
+        return FrameRegions(labels, features)
 
-    def _level_features(self, fmap: np.ndarray, motion: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        h, w = labels.shape
-        c, gh, gw = fmap.shape
+    def level_features(self, grids: FrameGrids, labels: np.ndarray) -> np.ndarray:
+        """(n, 3C + 7) features of the n regions of one level: deep features pooled over the region, its
+        enlarged box and the frame, then the motion statistics of `FLOW_STATS`."""
+        h, w = grids.size
         n = int(labels.max()) + 1
+        flat = labels.ravel()
+        count = np.bincount(flat, minlength=n)
         # Each pixel falls in one feature cell; a region's deep feature is the mean over its pixels' cells.
-        cell = ((np.arange(h) * gh // h)[:, None] * gw + (np.arange(w) * gw // w)[None, :]).ravel()
-        hist = np.bincount(labels.ravel() * (gh * gw) + cell, minlength=n * gh * gw).reshape(n, gh * gw)
-        region = hist @ fmap.reshape(c, -1).T / hist.sum(1, keepdims=True)
+        # The (region, cell) histogram is sparse: each region covers a few cells.
+        hist = csr_matrix((np.ones(flat.size), (flat, grids.cell)), shape=(n, grids.cells))
+        region = (hist @ grids.features) / count[:, None]
         boxes = _enlarged_boxes(labels, n, self.box_scale)
-        box = _box_means(fmap, boxes, gh / h, gw / w)
-        frame = np.broadcast_to(fmap.mean((1, 2)), (n, c))
-        m_region = _area_pool(motion, labels, n)
-        m_box = _box_means(motion[None], boxes, 1.0, 1.0)[:, 0]
-        ys, xs = np.mgrid[0:h, 0:w]
-        area = np.bincount(labels.ravel(), minlength=n) / (h * w)
-        stats = np.stack([m_region, m_box, m_region - m_box, np.full(n, motion.mean()), area,
-                          _area_pool(xs / w, labels, n), _area_pool(ys / h, labels, n)], 1)
+        box = _box_means(grids.feature_integral, boxes, *grids.scale)
+        frame = np.broadcast_to(grids.frame_mean, (n, len(grids.frame_mean)))
+        m_region = _area_pool(grids.motion, labels, n)
+        m_box = _box_means(grids.motion_integral, boxes, 1.0, 1.0)[:, 0]
+        stats = np.stack([m_region, m_box, m_region - m_box, np.full(n, grids.motion.mean()), count / (h * w),
+                          _area_pool(grids.x, labels, n), _area_pool(grids.y, labels, n)], 1)
         return np.concatenate([region, box, frame, stats], 1).astype(np.float32)
 
 

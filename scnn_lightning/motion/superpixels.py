@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 from skimage.segmentation import felzenszwalb
 
+from scnn_lightning.motion.clock import NO_CLOCK, StepClock
 from scnn_lightning.motion.flow import flow_to_color
 
 WORK_LONG_SIDE = 256
@@ -50,8 +51,14 @@ def resize_flow(flow: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return small.astype(np.float32)
 
 
-def segment_flow(flow: np.ndarray, levels: tuple[SegmentationLevel, ...] = LEVELS) -> list[np.ndarray]:
+def segment_flow(flow: np.ndarray, levels: tuple[SegmentationLevel, ...] = LEVELS, *,
+                 clock: StepClock = NO_CLOCK) -> list[np.ndarray]:
     """One (h, w) int64 label map per level, labels 0..n−1, segmenting the flow colour image."""
     colour = flow_to_color(flow).astype(np.float64) / 255.0
-    return [felzenszwalb(colour, scale=lv.scale, sigma=lv.sigma, min_size=lv.min_size, channel_axis=-1)
-            .astype(np.int64) for lv in levels]
+    clock.lap("flow_colour")
+    labels = []
+    for j, lv in enumerate(levels, 1):
+        labels.append(felzenszwalb(colour, scale=lv.scale, sigma=lv.sigma, min_size=lv.min_size, channel_axis=-1)
+                      .astype(np.int64))
+        clock.lap(f"segment_level{j}")
+    return labels

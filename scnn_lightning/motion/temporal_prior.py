@@ -11,6 +11,11 @@ import cv2
 import numpy as np
 
 from scnn_lightning.motion.classifier import RegionClassifier
+from scnn_lightning.motion.clock import NO_CLOCK, StepClock
+
+# The laps `superpixel_prior` records, in order (segment_level<j> for each of the classifier's levels).
+PRIOR_STEPS = ("resize", "camera_motion", "backbone", "flow_colour", "segment_level1", "segment_level2",
+               "segment_level3", "region_pooling", "classifier", "paint_upsample")
 
 
 def fuse_levels_eq6(labels: list[np.ndarray], scores: list[np.ndarray]) -> np.ndarray:
@@ -24,9 +29,15 @@ def fuse_levels_eq6(labels: list[np.ndarray], scores: list[np.ndarray]) -> np.nd
     return np.mean(painted, 0).astype(np.float32)
 
 
-def superpixel_prior(image: np.ndarray, flow: np.ndarray, classifier: RegionClassifier) -> np.ndarray:
-    """Pt of an RGB uint8 frame and its forward flow, (H, W) float32 in [0, 1] at the frame's size."""
-    regions = classifier.extractor.describe(image, flow)
-    pt = fuse_levels_eq6(regions.labels, classifier.score_levels(regions))
+def superpixel_prior(image: np.ndarray, flow: np.ndarray, classifier: RegionClassifier, *,
+                     clock: StepClock = NO_CLOCK) -> np.ndarray:
+    """Pt of an RGB uint8 frame and its forward flow, (H, W) float32 in [0, 1] at the frame's size; `clock`
+    gets a lap per step (see `PRIOR_STEPS`)."""
+    regions = classifier.extractor.describe(image, flow, clock)
+    scores = classifier.score_levels(regions)
+    clock.lap("classifier")
+    pt = fuse_levels_eq6(regions.labels, scores)
     h, w = image.shape[:2]
-    return np.clip(cv2.resize(pt, (w, h), interpolation=cv2.INTER_LINEAR), 0, 1)
+    pt = np.clip(cv2.resize(pt, (w, h), interpolation=cv2.INTER_LINEAR), 0, 1)
+    clock.lap("paint_upsample")
+    return pt
