@@ -6,8 +6,8 @@
 Per seed, stage 1 and the temporal prior's region classifier are trained once (`stage1_only=true`)
 and every variant's cascade is built from that checkpoint with that classifier, so the variants differ
 only in what the paper's ablation changes. The extra comparisons
-are the CRF switched off (`SCNN-noCRF`, paper Fig. 9: the seed's SCNN model tested again with `crf=null`,
-not trained again), score maps from all blocks (`SCNN-allblocks`,
+are the CRF switched off (`SCNN-noCRF`, paper Fig. 9: the weights the seed's SCNN tested, last or best, tested
+again with `crf=null`, not trained again), score maps from all blocks (`SCNN-allblocks`,
 Fig. 10; it needs its own stage 1 because its FCN has more score layers) and the flow-magnitude
 baseline in place of the paper's superpixel temporal prior (`SCNN-magnitude`).
 The plan is recorded in OUT/study.json (each distinct launch command and the runs it plans), so that
@@ -46,9 +46,10 @@ from scnn_lightning.models.variants import VARIANTS
 from scnn_lightning.utils import write_json
 
 STUDY_FILE = "study.json"
+OWN_STAGE1 = ["stage1.ckpt=null", "motion.classifier=null"]  # train them, whatever the data config names
 
 EXTRAS = {  # option name -> (tag, variant, overrides, needs its own stage 1); {seed_dir}: the seed's folder
-    "crf": ("SCNN-noCRF", "SCNN", ["crf=null", "stage2.ckpt={seed_dir}/SCNN/checkpoints/last.ckpt"], False),
+    "crf": ("SCNN-noCRF", "SCNN", ["crf=null", "stage2.ckpt={seed_dir}/SCNN/checkpoints"], False),
     "upsample": ("SCNN-allblocks", "SCNN", ["model.upsample=all"], True),
     "magnitude": ("SCNN-magnitude", "SCNN", ["motion=magnitude"], False),
 }
@@ -71,8 +72,8 @@ def plan(out: Path, seeds: list[int], variants: list[str], extras: list[str], ov
             for needed in (ckpt, classifier):
                 if not needed.is_file():
                     raise DataError(needed, "is missing: --stage1 needs the study's run folder, not its records")
-        elif not shared_stage1:
-            jobs.append((stage1, [f"seed={seed}", "stage1_only=true", *overrides]))
+        elif not shared_stage1:  # trained here even where the data config names a shipped one (data=davis)
+            jobs.append((stage1, [f"seed={seed}", "stage1_only=true", *OWN_STAGE1, *overrides]))
         shared = [] if shared_stage1 else [f"stage1.ckpt={ckpt}", f"motion.classifier={classifier}"]
         for code in variants:
             jobs.append((base / code, [f"ablation={code}", f"seed={seed}", *shared, *overrides]))
@@ -80,7 +81,7 @@ def plan(out: Path, seeds: list[int], variants: list[str], extras: list[str], ov
             tag, code, extra, own_stage1 = EXTRAS[name]
             extra = [o.format(seed_dir=base) for o in extra]
             runs = [f"ablation={code}", f"tag={tag}", f"seed={seed}", *extra, *overrides]
-            jobs.append((base / tag, runs if own_stage1 else [*runs, *shared]))
+            jobs.append((base / tag, [*runs[:3], *OWN_STAGE1, *runs[3:]] if own_stage1 else [*runs, *shared]))
     return jobs
 
 

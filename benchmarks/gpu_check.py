@@ -208,6 +208,8 @@ def epoch_overrides(*, davis: Path, saliency: Path | None, cache: Path, device: 
         "data=davis", *weak, f"data.root.davis={davis}", f"data.root.duts={davis}", "data.images=[]",
         f"data.size=[{height},{width}]", f"data.batch_size={settings['batch_size']}", f"data.num_workers={workers}",
         f"data.label_every={settings['label_every']}",
+        "data.val_sequences=null",  # the subset need not hold the study's validation sequences: the hash holds out
+        "stage2.max_epochs=null", "test_ckpt=last",  # one epoch timed, whatever it validated on
         f"model.width={settings['width_mult']}", f"model.fc_channels={settings['fc_channels']}",
         "trainer=gpu" if device.type == "cuda" else "trainer=cpu", "++trainer.precision=bf16-mixed",
         "++trainer.max_epochs=1", "++trainer.limit_test_batches=2", "++trainer.enable_progress_bar=false",

@@ -14,6 +14,7 @@ dense CRF unless `crf=null`). Everything goes under `hydra.run.dir`:
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import os
 import sys
@@ -192,12 +193,23 @@ def train_classifier_on_training_frames(cfg: DictConfig, stage1_ckpt: Path, path
                             epochs=cfg.motion.classifier_epochs, seed=cfg.seed)
 
 
+def run_tested(run_dir: Path) -> str:
+    """Which checkpoint a finished run tested ('last' or 'best'), from its metrics.json."""
+    path = run_dir / "metrics.json"
+    if not path.is_file():
+        raise DataError(path, "missing: stage2.ckpt=RUN/checkpoints names a finished run's tested weights")
+    return json.loads(path.read_text()).get("tested", {}).get("checkpoint", "last")
+
+
 def tested_checkpoint(cfg: DictConfig, code: str) -> Path | None:
     """`stage2.ckpt`: a finished stage-2 model of this variant to test instead of training one (the study's
-    SCNN-noCRF re-scores its seed's SCNN with `crf=null`); None when stage 2 is to be trained."""
+    SCNN-noCRF re-scores the weights its seed's SCNN tested with `crf=null`; a run's `checkpoints` folder stands
+    for those); None when stage 2 is to be trained."""
     if not cfg.stage2.get("ckpt"):
         return None
     path = Path(cfg.stage2.ckpt)
+    if path.is_dir():  # a run's checkpoints folder: the weights that run tested (last or best)
+        path = path / f"{run_tested(path.parent)}.ckpt"
     held = checkpoint_variant(path)
     if held != code:
         raise DataError(path, f"holds a {held} model, but this run's variant is {code} (ablation={held}?)")

@@ -34,6 +34,7 @@ REAL_ROOTS = {"davis": REAL / "davis-2016-half", "duts": REAL / "duts-tr-5k",
 CONFIG_FILES = [Path(CONFIG_DIR) / "data" / "davis.yaml", Path(CONFIG_DIR) / "weak" / "davis.yaml"]
 TINY_RUN = [  # the label budget too: at 10, clips would need 11 frames to keep two labelled ones
     "stage1.ckpt=null", "motion.classifier=null",  # trained here: the shipped ones are the study's network size
+    "stage2.max_epochs=null",  # trainer.max_epochs below, not the recipe's 8
     "data.label_every=2", "data.val_sequences=[syn0003]", "data.size=[32,48]", "data.batch_size=2", "data.num_workers=0",
     "model.width=0.0625", "model.fc_channels=32",
     "++trainer.max_epochs=1", "++trainer.limit_train_batches=2", "++trainer.limit_val_batches=1",
@@ -74,6 +75,8 @@ def test_roots_come_from_the_command_line_and_nothing_points_into_shared():
     assert data["test"] == [{"dataset": "davis", "root": "/d/davis", "split": "val"}]
     assert data["val"] == [] and 0 < data["val_fraction"] < 0.5  # validation: held-out *train* sequences
     assert data["val_sequences"] == ["flamingo", "surf", "swing"]  # the same for every seed
+    assert cfg.stage2.schedule == "cosine" and cfg.stage2.ema_decay == 0.98 and cfg.test_ckpt == "best"
+    assert cfg.stage1.ckpt.endswith("stage1-duts.ckpt") and cfg.motion.classifier.endswith("stage1-duts-davis.pt")
     assert data["label_every"] == 10
     assert OmegaConf.to_container(cfg.weak.sources, resolve=True) == [
         {"folder": "/d/maps/csnet-x1", "name": "csnet-x1"}, {"folder": "/d/maps/csnet-x2", "name": "csnet-x2"}, "mbd"]

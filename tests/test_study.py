@@ -31,8 +31,10 @@ def test_plan_shares_stage1_per_seed_and_gives_allblocks_its_own(tmp_path):
     assert "stage1_only=true" in by_dir["seed0/stage1"]
     assert any(a.startswith("stage1.ckpt=") and "seed0/stage1" in a for a in by_dir["seed0/SCNN-noCRF"])
     assert "crf=null" in by_dir["seed0/SCNN-noCRF"] and "tag=SCNN-noCRF" in by_dir["seed0/SCNN-noCRF"]
-    assert f"stage2.ckpt={tmp_path}/seed0/SCNN/checkpoints/last.ckpt" in by_dir["seed0/SCNN-noCRF"]  # not retrained
-    assert not any(a.startswith("stage1.ckpt=") for a in by_dir["seed1/SCNN-allblocks"])
+    assert f"stage2.ckpt={tmp_path}/seed0/SCNN/checkpoints" in by_dir["seed0/SCNN-noCRF"]  # SCNN's tested weights
+    for own in ("seed0/stage1", "seed1/SCNN-allblocks"):  # trained here, whatever the data config ships
+        assert "stage1.ckpt=null" in by_dir[own] and "motion.classifier=null" in by_dir[own]
+    assert not any(a.startswith("stage1.ckpt=/") for a in by_dir["seed1/SCNN-allblocks"])
     assert "model.upsample=all" in by_dir["seed1/SCNN-allblocks"]
     assert all("data=benchmark" in args for _, args in jobs)
 
@@ -141,7 +143,7 @@ def test_a_lever_study_builds_on_another_studys_stage1(tmp_path):
         assert f"stage1.ckpt={base}/seed1/stage1/stage1/checkpoints/last.ckpt" in args
         assert f"motion.classifier={base}/seed1/stage1/temporal/region_classifier.pt" in args
         assert "data.label_every=5" in args
-    assert f"stage2.ckpt={lever}/seed1/SCNN/checkpoints/last.ckpt" in jobs[2][1]  # the lever's own SCNN
+    assert f"stage2.ckpt={lever}/seed1/SCNN/checkpoints" in jobs[2][1]  # the lever's own SCNN
     assert to_run(lever, jobs, None) == [True, True, True]
 
 
