@@ -32,6 +32,7 @@ import cv2
 import numpy as np
 from omegaconf import OmegaConf
 
+from experiments.run import run_tested
 from scnn_lightning import evaluate, predict
 from scnn_lightning.data.io import read_frame, read_mask
 from scnn_lightning.data.readers import load_index
@@ -52,10 +53,7 @@ def run_files(run: Path) -> tuple[Path, Path, dict]:
     """The checkpoint the run tested (checkpoints/last.ckpt or best.ckpt), its region classifier and its
     metrics.json; DataError when one is missing."""
     metrics = run / "metrics.json"
-    if not metrics.is_file():
-        raise DataError(metrics, "missing: ship a finished study run (a checkpoint and metrics.json)")
-    tested = json.loads(metrics.read_text()).get("tested", {}).get("checkpoint", "last")
-    ckpt = run / "checkpoints" / f"{'best' if tested == 'best' else 'last'}.ckpt"
+    ckpt = run / "checkpoints" / f"{run_tested(run)}.ckpt"  # DataError naming metrics.json when it is missing
     if not ckpt.is_file():
         raise DataError(ckpt, "missing: the checkpoint the run tested")
     config = OmegaConf.load(run / ".hydra" / "config.yaml")

@@ -198,7 +198,8 @@ def run_tested(run_dir: Path) -> str:
     path = run_dir / "metrics.json"
     if not path.is_file():
         raise DataError(path, "missing: stage2.ckpt=RUN/checkpoints names a finished run's tested weights")
-    return json.loads(path.read_text()).get("tested", {}).get("checkpoint", "last")
+    tested = json.loads(path.read_text()).get("tested", {}).get("checkpoint")
+    return "best" if tested == "best" else "last"  # runs from before `tested`, or that tested given weights
 
 
 def tested_checkpoint(cfg: DictConfig, code: str) -> Path | None:
