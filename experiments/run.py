@@ -132,19 +132,33 @@ def module_kwargs(cfg: DictConfig, out: Path, stage: DictConfig) -> dict:
                 protocol=cfg.protocol, predictions_dir=str(out / "predictions"), size=list(cfg.data.size))
 
 
+def weak_loss_kwargs(cfg: DictConfig) -> dict:
+    """How stage 2's loss uses weak labels (`weak.target`, `weak.ignore_band`, `weak.weight`; read with the
+    paper's behaviour as default, so older saved configs still resume)."""
+    w = cfg.weak
+    return dict(weak_target=w.get("target", "binary"), weak_ignore_band=float(w.get("ignore_band", 0.0)),
+                weak_weight=float(w.get("weight", 1.0)))
+
+
 def _plain(x) -> list:
     return OmegaConf.to_container(x, resolve=True) if OmegaConf.is_config(x) else list(x or [])
 
 
-def datamodule(cfg: DictConfig, *, train, val=(), test=(), motion=None) -> SaliencyDataModule:
+def datamodule(cfg: DictConfig, *, train, val=(), test=(), motion=None, stage2: bool = False) -> SaliencyDataModule:
     """Without `val` sources, the videos named in `data.val_sequences` (else `data.val_fraction` of the videos, by
-    a hash of the seed) and `data.val_fraction` of the still images are held out (0: no validation at all)."""
+    a hash of the seed) and `data.val_fraction` of the still images are held out (0: no validation at all).
+    Stage 2 (`stage2`) mixes `data.image_mix` still images of `data.images` per video frame into each epoch;
+    stage 1 and the region classifier mix nothing. Each epoch draws `weak.frames_per_epoch` of
+    the weak-labelled frames. Both keys are read with their old behaviour as default, so old configs still load."""
     d = cfg.data
+    image_mix = d.get("image_mix", 0.0) if stage2 else 0.0
     return SaliencyDataModule(train=_plain(train), val=_plain(val), test=_plain(test), size=tuple(d.size),
                               batch_size=d.batch_size, num_workers=d.num_workers,
                               augment=OmegaConf.to_container(d.augment) if d.augment else None,
                               label_every=d.label_every, val_fraction=d.get("val_fraction", 0.2), motion=motion,
-                              seed=cfg.seed, val_sequences=_plain(d.get("val_sequences")) or None)
+                              seed=cfg.seed, val_sequences=_plain(d.get("val_sequences")) or None,
+                              mix_images=_plain(d.get("images")) if image_mix else (), image_mix=image_mix,
+                              weak_share=cfg.weak.get("frames_per_epoch", 1.0))
 
 
 def generate_data(cfg: DictConfig) -> None:
@@ -252,10 +266,10 @@ def run(cfg: DictConfig) -> dict:
         write_json(out / "stage1.json", done)
         return done
     trained = tested_checkpoint(cfg, variant.code)
-    module = create_module(variant.code, **module_kwargs(cfg, out, cfg.stage2))
+    module = create_module(variant.code, **module_kwargs(cfg, out, cfg.stage2), **weak_loss_kwargs(cfg))
     if resume_stage != "video" and trained is None:
         module.init_from_stage1(load_fcn(stage1_ckpt))
-    dm = datamodule(cfg, train=cfg.data.videos, val=cfg.data.val, test=cfg.data.test, motion=motion)
+    dm = datamodule(cfg, train=cfg.data.videos, val=cfg.data.val, test=cfg.data.test, motion=motion, stage2=True)
     callbacks = []
     if variant.weak_labels and trained is None:
         from scnn_lightning.weak.callback import WeakLabelRefresh
@@ -264,7 +278,7 @@ def run(cfg: DictConfig) -> dict:
         callbacks.append(WeakLabelRefresh(root=str(out / "weak_labels"),
                                           sources=OmegaConf.to_container(w.sources, resolve=True),
                                           holdout_fraction=w.holdout_fraction, every_n_epochs=w.every_n_epochs,
-                                          seed=cfg.seed, cache_dir=w.cache_dir))
+                                          seed=cfg.seed, cache_dir=w.cache_dir, network=w.get("network", "current")))
     keep_best = test_ckpt == "best" and trained is None
     trainer = build_trainer(cfg, out, "stage2", out / "checkpoints", callbacks, stage=cfg.stage2, keep_best=keep_best)
     with finishing_loggers(trainer):  # the test scores and media belong to the stage-2 run

@@ -1,4 +1,4 @@
-"""A 2-epoch SCNN fit with `WeakLabelRefresh` on 1 or N CPU processes; each rank reports what it read.
+"""A 3-epoch SCNN fit with `WeakLabelRefresh` on 1 or N CPU processes; each rank reports what it read.
 
 Run by `tests/test_weak_ddp.py` as `python -m tests.ddp_weak_run ...` from the repository root (Lightning's
 DDP launcher starts the other ranks with the same command line). Each rank writes
@@ -16,7 +16,6 @@ import numpy as np
 import torch
 
 from scnn_lightning.utils import write_json
-from scnn_lightning.weak.store import labels_hash
 from tests.weak_helpers import LabelSpy, make_datamodule, make_module, make_trainer
 
 
@@ -24,11 +23,10 @@ def report(trainer, weak, spy: LabelSpy) -> dict:
     store = weak.store
     rounds = {}
     for r in store.rounds():
-        read = {key: store.read_label(r, *key) for key in store.frames(r)}
         manifest = store.manifest(r)
-        rounds[str(r)] = {"read_hash": labels_hash(read), "manifest_hash": manifest["labels_hash"],
+        rounds[str(r)] = {"read_hash": store.hash_on_disk(r), "manifest_hash": manifest["labels_hash"],
                           "weights": manifest["weights"],
-                          **{k: manifest[k] for k in ("fit", "quality", "holdout", "stats")}}
+                          **{k: manifest[k] for k in ("fit", "quality", "holdout", "stats", "oracle")}}
     served = {}
     for epoch, seen in spy.seen.items():
         labels = {key: store.read_label(epoch, *key) for key in spy.weak_frames(epoch)}
@@ -49,7 +47,7 @@ def main() -> None:
     torch.set_num_threads(1)
     out = Path(args.out)
     spy = LabelSpy()
-    trainer, weak = make_trainer(out, out / "weak", max_epochs=2, spy=spy, logger=False, devices=args.devices,
+    trainer, weak = make_trainer(out, out / "weak", max_epochs=3, spy=spy, logger=False, devices=args.devices,
                                  strategy="ddp" if args.devices > 1 else "auto")
     trainer.fit(make_module(), datamodule=make_datamodule(Path(args.clips), Path(args.cache)))
     write_json(Path(args.report) / f"rank{trainer.global_rank}.json", report(trainer, weak, spy))

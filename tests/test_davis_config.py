@@ -37,7 +37,7 @@ TINY_RUN = [  # the label budget too: at 10, clips would need 11 frames to keep 
     "stage2.max_epochs=null",  # trainer.max_epochs below, not the recipe's 8
     "data.label_every=2", "data.val_sequences=[syn0003]", "data.size=[32,48]", "data.batch_size=2", "data.num_workers=0",
     "model.width=0.0625", "model.fc_channels=32",
-    "++trainer.max_epochs=1", "++trainer.limit_train_batches=2", "++trainer.limit_val_batches=1",
+    "++trainer.max_epochs=2", "++trainer.limit_train_batches=2", "++trainer.limit_val_batches=1",
     "++trainer.limit_test_batches=1", "++trainer.enable_progress_bar=false", "++trainer.enable_model_summary=false",
     "++motion.classifier_epochs=2", "report=false",
 ]
@@ -117,6 +117,7 @@ def test_the_study_runs_end_to_end_on_tiny_layouts(tiny_scnn_run, tiny_layouts):
         manifest = json.loads((tmp_path / "weak_labels" / f"round_{round_:03d}" / "manifest.json").read_text())
         assert manifest["sources"] == sources
         assert manifest["frames"] and {seq for seq, _ in manifest["frames"]} <= train  # weak labels: train only
+    assert not (tmp_path / "weak_labels" / "round_002").exists()  # no round after the last epoch
     val = load_index("davis", tiny_layouts["davis"], "val").sequences
     assert {p.parent.name for p in (tmp_path / "predictions").rglob("*.png")} <= {s.name for s in val}
 

@@ -267,3 +267,20 @@ def test_weak_label_of_flat_map_is_empty():
     maps = np.full((2, 8, 8), 0.4, np.float32)
     label = weak_label(maps, np.array([0.5, 0.5]))
     assert label.dtype == np.uint8 and not label.any()
+
+
+def test_confidence_levels_keep_the_otsu_decision_and_grow_away_from_it():
+    from scnn_lightning.weak.fusion import confidence_levels, otsu_label, otsu_threshold
+
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        fused = (rng.random((12, 17)) ** rng.uniform(0.3, 3.0)).astype(np.float32)
+        levels, t = confidence_levels(fused), otsu_threshold(fused)
+        np.testing.assert_array_equal(levels >= 128, otsu_label(fused).astype(bool))
+        order = np.argsort(fused, axis=None)
+        assert (np.diff(levels.flatten()[order].astype(int)) >= 0).all()  # monotone in the fused value
+        above = fused > t
+        np.testing.assert_allclose(levels[above], 128 + np.rint(127 * (fused[above] - t) / (1 - t)), atol=1)
+        np.testing.assert_allclose(levels[~above], np.rint(127 * fused[~above] / t), atol=1)
+    assert confidence_levels(np.array([[0.0, 1.0]], np.float32)).tolist() == [[0, 255]]
+    assert not confidence_levels(np.full((3, 3), 0.4, np.float32)).any()  # flat: no object, all background

@@ -82,7 +82,7 @@ def test_tiny_study_runs_and_collects(tmp_path, data_dir):
     assert "SCNN/logs/stage2/version_0.csv" in logs  # training and validation curves travel with the records
     manifests = {p.relative_to(study / "seed0").as_posix()
                  for p in study.glob("seed0/*/weak_labels/round_*/manifest.json")}
-    assert {"OS/weak_labels/round_000/manifest.json", "SCNN/weak_labels/round_001/manifest.json"} <= manifests
+    assert {"OS/weak_labels/round_000/manifest.json", "SCNN/weak_labels/round_000/manifest.json"} <= manifests
     stage1 = {f"stage1/{name}" for name in ("stage1.json", "config.yaml", "overrides.yaml",
                                             "logs/stage1/version_0.csv", "stage1_val_curve.csv")}
     curves = {f"{tag}/val_curve.csv" for tag in ("OS", "SCNN")}  # SCNN-noCRF tests SCNN's model: no training

@@ -217,3 +217,20 @@ def test_extra_manifest_entries_cannot_replace_the_standard_ones(tmp_path):
     with pytest.raises(ValueError, match="labels_hash"):
         store.write_round(0, _labels(13), weights={"ft": 1.0}, stats={}, extra={"labels_hash": "x"})
     assert store.rounds() == [] and not (tmp_path / store_module.VERSIONS).exists()
+
+
+def test_labels_with_confidence_round_trip_and_count_in_the_hash(tmp_path):
+    store = WeakLabelStore(tmp_path)
+    levels = np.array([[0, 90, 127], [128, 200, 255]], np.uint8)
+    binary = (levels >= 128).astype(np.uint8)
+    writer = store.begin_round(0)
+    writer.write_confidence("seq", "f0", levels)
+    writer.publish([("seq", "f0")], weights={"a": 1.0}, stats={})
+    np.testing.assert_array_equal(store.read_levels(0, "seq", "f0"), levels)
+    np.testing.assert_array_equal(store.read_label(0, "seq", "f0"), binary)
+    np.testing.assert_allclose(store.read_confidence(0, "seq", "f0"), levels / 255.0)
+    assert store.labels_hash(0) == store.hash_on_disk(0) != labels_hash({("seq", "f0"): binary})
+    store.write_round(1, {("seq", "f0"): binary}, weights={"a": 1.0}, stats={})  # 0/255 files: the binary hash
+    assert store.labels_hash(1) == labels_hash({("seq", "f0"): binary})
+    with pytest.raises(ValueError, match="uint8"):
+        store.begin_round(2).write_confidence("seq", "f0", levels.astype(np.float32))

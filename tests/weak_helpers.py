@@ -48,15 +48,20 @@ def make_module(seed: int = 0) -> SCNNModule:
 
 
 class LabelSpy(Callback):
-    """Records, per epoch, every training frame's label kind and label mask as the batches deliver them."""
+    """Records, per epoch, every training frame's label kind and binary label as the batches deliver them (and
+    in `confidence` the mask as delivered: a weak label's confidence, >= 0.5 foreground)."""
 
     def __init__(self):
         self.seen: dict[int, dict[tuple[str, str], tuple[int, np.ndarray]]] = {}
+        self.confidence: dict[int, dict[tuple[str, str], np.ndarray]] = {}
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         epoch = self.seen.setdefault(trainer.current_epoch, {})
+        delivered = self.confidence.setdefault(trainer.current_epoch, {})
         for seq, name, kind, mask in zip(batch["sequence"], batch["name"], batch["label_kind"], batch["mask"]):
-            epoch[(seq, name)] = (int(kind), mask[0].cpu().numpy().astype(np.uint8))
+            values = mask[0].cpu().numpy()
+            epoch[(seq, name)] = (int(kind), (values >= 0.5).astype(np.uint8))
+            delivered[(seq, name)] = values
 
     def weak_frames(self, epoch: int) -> set[tuple[str, str]]:
         return {key for key, (kind, _) in self.seen[epoch].items() if kind == LABEL_WEAK}

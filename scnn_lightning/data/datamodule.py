@@ -10,6 +10,11 @@ sets hold only frames that have a label, so the weak-label rounds grow the train
 With weak labels, a seeded share of the manual frames is held out of the loss (`set_fusion_holdout`):
 Eq. 8 is fitted on them, so the network's map is weighed on frames it did not train on.
 
+Each epoch trains on `epoch_train_entries(epoch)`: the labelled frames above, of which only a seeded share of
+the weak-labelled ones when `weak_share` < 1, plus, with `image_mix` > 0 (stage 2), a seeded draw of still
+images from `mix_images` (the stage-1 sources) so the network keeps what it learned on them. Both draws hash
+(seed, epoch, frame): every DDP rank and a resumed run draw the same frames, whatever the global RNG did.
+
 Test sets are scored at the ground truth's own size: a test item also carries the name of its test set
 (`dataset`, see `name_test_sets`) and the frame and mask as read (`frame_full`, `mask_full`: uint8
 arrays, collated into lists by `collate_eval` since their sizes differ). Under DDP every test frame is
@@ -19,7 +24,10 @@ scored by exactly one process (`ShardSampler`; Lightning's own sampler pads with
 from __future__ import annotations
 
 import hashlib
+import logging
+import math
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Sequence
 
 import cv2
@@ -37,6 +45,7 @@ from scnn_lightning.errors import DataError
 LABEL_NONE, LABEL_MANUAL, LABEL_WEAK = 0, 1, 2
 Entry = tuple[SequenceRef, int]
 FULL_SIZE_KEYS = ("frame_full", "mask_full")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -134,6 +143,12 @@ def frame_key(entry: Entry) -> tuple[str, str]:
     return seq.name, seq.frames[index].name
 
 
+def frame_file(entry: Entry) -> tuple[Path, int | None]:
+    """The file a frame is read from (and its index in a video file): the same frame under any source's name."""
+    frame = entry[0].frames[entry[1]]
+    return frame.image, frame.video_index
+
+
 def select_fusion_holdout(labelled: list[Entry], fraction: float, seed: int) -> list[Entry]:
     """A fixed, seeded share of the labelled frames of each training sequence, for the Eq. 8 fit.
 
@@ -155,6 +170,49 @@ def select_fusion_holdout(labelled: list[Entry], fraction: float, seed: int) -> 
         ranked = sorted(entries, key=lambda e: _stable_fraction(seed, "fusion-holdout", name, frame_key(e)[1]))
         held.update(frame_key(e) for e in ranked[:count])
     return [e for e in labelled if frame_key(e) in held]
+
+
+def share_of(count: int, share: float) -> int:
+    """round(share × count), halves rounded up (Python's `round` sends 0.5 to 0 and 2.5 to 2)."""
+    return int(share * count + 0.5)
+
+
+def seeded_draw(entries: list[Entry], count: int, *key: object) -> list[Entry]:
+    """`count` of `entries` without replacement (all of them when `count` is larger), ranked by a hash of `key` and
+    each frame: the same frames on every process and after a resume, untouched by the global RNG. Kept in the
+    order of `entries`."""
+    if count >= len(entries):
+        return list(entries)
+    ranked = sorted(range(len(entries)), key=lambda i: _stable_fraction(*key, *frame_key(entries[i])))
+    chosen = set(ranked[:count])
+    return [e for i, e in enumerate(entries) if i in chosen]
+
+
+def labelled_still_images(specs: Sequence[Any]) -> list[Entry]:
+    """Every frame with ground truth of `specs`, each as a still image (no partner frame, zero flow, no label
+    budget) whatever its source: what stage 2 mixes in is the stage-1 image data, never a video cue."""
+    entries: list[Entry] = []
+    for seq in load_sequences(specs):
+        still = SequenceRef(seq.name, seq.frames, temporal=False)
+        entries.extend((still, i) for i, frame in enumerate(still.frames) if frame.labelled)
+    return entries
+
+
+def check_image_mix(image_mix: Any, sources: Sequence[Any]) -> float:
+    if isinstance(image_mix, bool) or not isinstance(image_mix, (int, float)) or not 0 <= image_mix < math.inf:
+        raise ValueError(f"data.image_mix must be a number >= 0 (still images per video frame; 0: off), "
+                         f"got {image_mix!r}")
+    if image_mix > 0 and not sources:
+        raise ValueError(f"data.image_mix={image_mix} mixes the still images of data.images into stage 2, "
+                         f"but data.images is empty")
+    return float(image_mix)
+
+
+def check_weak_share(weak_share: Any) -> float:
+    if isinstance(weak_share, bool) or not isinstance(weak_share, (int, float)) or not 0 < weak_share <= 1:
+        raise ValueError(f"weak.frames_per_epoch must be a number in (0, 1] (the share of the weak-labelled "
+                         f"frames in each epoch), got {weak_share!r}")
+    return float(weak_share)
 
 
 def budget_keeps(seq: SequenceRef, index: int, label_every: int | None) -> bool:
@@ -256,15 +314,21 @@ class SaliencyDataModule(L.LightningDataModule):
     """Merges `train` sources (val carved out deterministically unless `val` is given) and `test` sources.
 
     Args are plain lists of dicts `{dataset, root, split}` so the whole thing is a Hydra config.
-    `motion` is a MotionProvider (or None for variants that use no motion cue).
+    `motion` is a MotionProvider (or None for variants that use no motion cue). `mix_images` (sources like
+    `train`) and `image_mix` add still images to every training epoch, `image_mix` of them per video frame of
+    the epoch; `weak_share` is the share of the weak-labelled frames each epoch draws (`epoch_train_entries`).
     """
 
     def __init__(self, *, train: Sequence[Any] = (), val: Sequence[Any] = (), test: Sequence[Any] = (),
                  size: Sequence[int] = (128, 224), batch_size: int = 4, num_workers: int = 0,
                  val_fraction: float = 0.2, augment: dict | None = None, label_every: int | None = None,
-                 motion=None, seed: int = 0, val_sequences: Sequence[str] | None = None):
+                 motion=None, seed: int = 0, val_sequences: Sequence[str] | None = None,
+                 mix_images: Sequence[Any] = (), image_mix: float = 0.0, weak_share: float = 1.0):
         super().__init__()
         self.train_specs, self.val_specs, self.test_specs = list(train), list(val), list(test)
+        self.mix_specs = list(mix_images)
+        self.image_mix = check_image_mix(image_mix, self.mix_specs)
+        self.weak_share = check_weak_share(weak_share)
         self.size = (int(size[0]), int(size[1]))
         self.batch_size = batch_size
         self.num_workers = num_workers
@@ -283,6 +347,7 @@ class SaliencyDataModule(L.LightningDataModule):
         self.fusion_holdout: set[tuple[str, str]] = set()
         self.train_entries: list[Entry] = []
         self.val_entries: list[Entry] = []
+        self.mix_entries: list[Entry] = []  # the still images an epoch draws from (`image_mix`)
         self.test_entries: list[Entry] = []
         self.test_sets: list[EvalSet] = []
         self._prepared = False
@@ -307,11 +372,26 @@ class SaliencyDataModule(L.LightningDataModule):
             else:
                 self.train_entries, self.val_entries = split_train_val(train_seqs, self.val_fraction, self.seed,
                                                                        self.val_sequences)
+            if self.image_mix > 0:
+                self.mix_entries = self.read_mix_images()
         for name, spec in zip(name_test_sets(self.test_specs), map(SourceSpec.parse, self.test_specs)):
             entries = [(s, i) for s in load_sequences([spec]) for i in range(len(s.frames))]
             self.test_sets.append(EvalSet(name, spec, entries))
         self.test_entries = [e for test_set in self.test_sets for e in test_set.entries]
         self._prepared = True
+
+    def read_mix_images(self) -> list[Entry]:
+        """All labelled frames of `mix_images` (not split: validation is stage 2's own), none of a validation frame."""
+        entries = labelled_still_images(self.mix_specs)
+        roots = ", ".join(str(SourceSpec.parse(s).root) for s in self.mix_specs)
+        if not entries:
+            raise DataError(roots, "data.image_mix > 0 but data.images hold no frame with ground truth")
+        validating = {frame_file(e) for e in self.val_entries}
+        shared = [frame_key(e) for e in entries if frame_file(e) in validating]
+        if shared:
+            raise DataError(roots, f"data.images hold {len(shared)} validation frame(s) (e.g. {shared[0]}): "
+                                   f"data.image_mix would train on them")
+        return entries
 
     # -- labels -----------------------------------------------------------------------------------
     def manual_label(self, seq: SequenceRef, index: int) -> bool:
@@ -322,7 +402,8 @@ class SaliencyDataModule(L.LightningDataModule):
             return read_mask(seq.frames[index], shape), LABEL_MANUAL
         key = (seq.name, seq.frames[index].name)
         if key in self.weak_frames:
-            return _fit_mask(self.weak_store.read_label(self.weak_round, *key), shape), LABEL_WEAK
+            # The weak label with its confidence (>= 0.5 foreground): the loss decides how much of it to use.
+            return _fit_mask(self.weak_store.read_confidence(self.weak_round, *key), shape), LABEL_WEAK
         return None, LABEL_NONE
 
     @staticmethod
@@ -357,15 +438,38 @@ class SaliencyDataModule(L.LightningDataModule):
         return [e for e in self.train_entries if not self.manual_label(*e)]
 
     def active_train_entries(self) -> list[Entry]:
-        """Frames that carry a label this epoch (manual and not held out, or weak from the current round)."""
+        """Frames that carry a label this epoch (manual and not held out, or weak from the current round): every
+        frame an epoch may train on. `epoch_train_entries` is what one epoch does train on."""
         return [e for e in self.train_entries if (frame_key(e) not in self.fusion_holdout and self.manual_label(*e))
                 or frame_key(e) in self.weak_frames]
 
+    def active_by_label(self) -> tuple[list[Entry], list[Entry]]:
+        """The active training frames split into those with a manual label and those with a weak one."""
+        active = self.active_train_entries()
+        return [e for e in active if self.manual_label(*e)], [e for e in active if not self.manual_label(*e)]
+
+    def epoch_draw_sizes(self, manual: int, weak: int) -> tuple[int, int]:
+        """How many weak-labelled frames (`weak_share` of `weak`) and still images (`image_mix` per video frame
+        drawn, at most all of them) an epoch with `manual` and `weak` active frames trains on."""
+        drawn_weak = share_of(weak, self.weak_share)
+        return drawn_weak, min(len(self.mix_entries), share_of(manual + drawn_weak, self.image_mix))
+
+    def epoch_train_entries(self, epoch: int) -> list[Entry]:
+        """The frames epoch `epoch` trains on: every active manual frame, a seeded share of the weak-labelled
+        ones and the mixed still images, both drawn anew each epoch from (seed, epoch)."""
+        manual, weak = self.active_by_label()
+        weak_count, image_count = self.epoch_draw_sizes(len(manual), len(weak))
+        return (manual + seeded_draw(weak, weak_count, self.seed, "weak-share", epoch)
+                + seeded_draw(self.mix_entries, image_count, self.seed, "image-mix", epoch))
+
     def scheduled_train_frames(self) -> int:
-        """The frames of a full training epoch, for planning a learning-rate schedule before the first epoch:
-        the active frames, or every training frame when weak labels are to come (an upper bound: the weak-label
-        fit's held-out frames leave the loss, so the schedule ends a little above its last value)."""
-        return len(self.train_entries) if self.weak_labels_expected else len(self.active_train_entries())
+        """The frames of a training epoch, for planning a learning-rate schedule before the first epoch. When weak
+        labels are to come, every frame without ground truth counts as weak-labelled (each round labels them all)
+        and the weak-label fit's held-out frames, not chosen yet, as manual: an upper bound, so the schedule ends
+        a little above its last value. The count is the same for every epoch; only which frames changes."""
+        manual, weak = self.active_by_label()
+        weak_total = len(self.unlabelled_train_entries()) if self.weak_labels_expected else len(weak)
+        return len(manual) + sum(self.epoch_draw_sizes(len(manual), weak_total))
 
     def train_sources_label(self) -> str:
         """The training data's root folders, for error messages."""
@@ -381,11 +485,24 @@ class SaliencyDataModule(L.LightningDataModule):
                           persistent_workers=False, drop_last=False)
 
     def train_dataloader(self) -> DataLoader:
-        entries = self.active_train_entries()
+        """The current epoch's frames (`epoch_train_entries`; Lightning rebuilds this loader every epoch)."""
+        epoch = self.trainer.current_epoch if self.trainer is not None else 0
+        entries = self.epoch_train_entries(epoch)
         if not entries:
             raise DataError(self.train_sources_label(),
                             "no labelled training frame (check the sources, split and label budget)")
+        self.log_epoch_draw(epoch)
         return self.loader(self.dataset(entries, train=True), shuffle=True)
+
+    def log_epoch_draw(self, epoch: int) -> None:
+        """One line per epoch on what the draws took, when there are draws (rank 0 only)."""
+        drawing = self.image_mix > 0 or self.weak_share < 1
+        if not drawing or (self.trainer is not None and not self.trainer.is_global_zero):
+            return
+        manual, weak = self.active_by_label()
+        weak_count, image_count = self.epoch_draw_sizes(len(manual), len(weak))
+        log.info("epoch %d trains on %d manual frames, %d of %d weak-labelled frames, %d of %d still images",
+                 epoch, len(manual), weak_count, len(weak), image_count, len(self.mix_entries))
 
     def val_dataloader(self) -> DataLoader:
         return self.loader(self.dataset(self.labelled_val_entries()), shuffle=False)

@@ -17,10 +17,11 @@ import torch
 from lightning.pytorch.loggers import WandbLogger
 
 from scnn_lightning.crf import CRFParams, frame_size_map
+from scnn_lightning.data.datamodule import LABEL_WEAK
 from scnn_lightning.metrics.sod import SODMetrics, scalar_scores, sequence_scores
 from scnn_lightning.models.cascade import Cascade
 from scnn_lightning.models.fcn import FCN, FCN2_INITS
-from scnn_lightning.models.losses import balanced_bce
+from scnn_lightning.models.losses import WeakLoss, balanced_bce
 from scnn_lightning.models.variants import Variant, get_variant
 from scnn_lightning.models.vgg import DEFAULT_FC6, load_imagenet_vgg16
 from scnn_lightning.training.schedules import SCHEDULES, build_scheduler
@@ -38,8 +39,10 @@ class SaliencyModule(L.LightningModule):
                  dropout: float = 0.5, optimizer: str = "sgd", lr: float = 1e-3, momentum: float = 0.9,
                  weight_decay: float = 0.005, crf: dict | None = None, protocol: str = "pysod",
                  predictions_dir: str | None = None, size: list[int] | None = None,
-                 fc6: str = DEFAULT_FC6, fcn2_init: str = "copy", schedule: str = "constant", warmup_steps: int = 0):
-        # fc6, fcn2_init and the schedule came later: their defaults are what checkpoints written before them used.
+                 fc6: str = DEFAULT_FC6, fcn2_init: str = "copy", schedule: str = "constant", warmup_steps: int = 0,
+                 weak_target: str = "binary", weak_ignore_band: float = 0.0, weak_weight: float = 1.0):
+        # fc6, fcn2_init, the schedule and the weak-label loss came later: their defaults are what checkpoints
+        # written before them used.
         super().__init__()
         self.save_hyperparameters()  # `size` (the training input size) is kept for inference only
         if fcn2_init not in FCN2_INITS:  # checked here so a typo stops the run before stage 1, not after
@@ -48,6 +51,7 @@ class SaliencyModule(L.LightningModule):
             raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {schedule!r}")
         self.fcn_kwargs = dict(width=width, fc_channels=fc_channels, upsample=upsample, dropout=dropout, fc6=fc6)
         self.crf_params = CRFParams(**crf) if crf else None
+        self.weak_loss = WeakLoss(weak_target, weak_ignore_band, weak_weight)
         self.val_metrics = SODMetrics(protocol="pysod")
         self.test_metrics = SODMetrics(protocol=protocol)
         self.predictions_dir = Path(predictions_dir) if predictions_dir else None
@@ -63,9 +67,10 @@ class SaliencyModule(L.LightningModule):
 
     # -- training -----------------------------------------------------------------------------------
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        loss = balanced_bce(self(batch), batch["mask"], batch["labelled"])
+        target, pixel_weight, image_weight = self.weak_loss.terms(batch["mask"], batch["label_kind"])
+        loss = balanced_bce(self(batch), target, batch["labelled"], pixel_weight=pixel_weight, image_weight=image_weight)
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["mask"]))
-        self.log("train/weak_fraction", (batch["label_kind"] == 2).float().mean(), batch_size=len(batch["mask"]))
+        self.log("train/weak_fraction", (batch["label_kind"] == LABEL_WEAK).float().mean(), batch_size=len(batch["mask"]))
         return loss
 
     def configure_optimizers(self):

@@ -15,10 +15,18 @@ on those frames the class-balanced loss (Eq. 3) skews its probabilities, so Eq. 
   offset; the static sources' maps are used as they are.
 
 Round 0 (before the first epoch) fuses the saliency models alone; after each `every_n_epochs`-th epoch k
-the current network's calibrated map joins them, the weights are refitted and round k+1 is published,
-which the datamodule serves from epoch k+1 (Lightning reloads the train loader at each epoch start,
-after this hook). Each round's manifest.json records the weights, the solver and objective of Eq. 8,
-the calibration, the held-out label quality and how many label pixels changed since the last round.
+the network's calibrated map joins them, the weights are refitted and round k+1 is published, which the
+datamodule serves from epoch k+1 (Lightning reloads the train loader at each epoch start, after this
+hook). No round follows the last epoch: no epoch would train on it (a run resumed to train longer makes
+it when it starts). The network's map comes from the
+weights being trained (`network="current"`, the paper) or from their running average (`"averaged"`, the
+EMA of `stage2.ema_decay`: steadier from round to round). Each label file holds the label with its
+confidence (`fusion.confidence_levels`), which the loss may use (`models.losses.WeakLoss`). Each round's
+manifest.json records the weights, the solver and objective of Eq. 8, the calibration, the held-out label
+quality, how many label pixels changed since the last round, and an oracle diagnostic (`oracle`): the
+labels' IoU against the hidden ground truth of the frames outside the label budget, where the data has it
+(DAVIS train is fully annotated), by distance to the nearest labelled frame. It is recorded to be read;
+nothing fits, chooses or stops on it.
 
 Memory does not grow with the data: one round is three streamed passes (held-out frames: the Eq. 8 and
 calibration sums; held-out frames: label quality; frames without ground truth: their labels), read by
@@ -40,7 +48,7 @@ import logging
 
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import Callback, WeightAveraging
 
 from scnn_lightning.data.datamodule import frame_key, select_fusion_holdout
 from scnn_lightning.errors import DataError
@@ -52,12 +60,15 @@ from scnn_lightning.weak.fit import (
     logit_bins,
     platt_calibration,
 )
-from scnn_lightning.weak.fusion import simplex_qp_solution, weak_label
+from scnn_lightning.weak.fusion import simplex_qp_solution, weak_confidence
+from scnn_lightning.weak.propagated import PropagatedSource
 from scnn_lightning.weak.source_cache import SourceMapCache, refresh_loader
 from scnn_lightning.weak.sources import PREDICTION, build_sources
+from scnn_lightning.weak.store import FOREGROUND
 from scnn_lightning.weak.store import WeakLabelStore
 
 log = logging.getLogger(__name__)
+NETWORKS = ("current", "averaged")
 
 
 class WeakLabelRefresh(Callback):
@@ -66,14 +77,18 @@ class WeakLabelRefresh(Callback):
 
     `sources` are `build_sources` specs of the fused saliency models (the network's map is added by the
     callback itself). `holdout_fraction` and `seed` choose the held-out labelled frames; `cache_dir`
-    keeps the classical sources' maps on disk (None: recompute them every round). Needs
-    `Trainer(reload_dataloaders_every_n_epochs=1)`.
+    keeps the classical and propagated sources' maps on disk (None: recompute them every round). `network`
+    says which weights make the network's map: "current" or "averaged" (a `WeightAveraging` callback's,
+    e.g. Lightning's EMAWeightAveraging). Needs `Trainer(reload_dataloaders_every_n_epochs=1)`.
     """
 
     def __init__(self, *, root: str, sources: list, every_n_epochs: int = 1, holdout_fraction: float = 0.25,
-                 seed: int = 0, cache_dir: str | None = None):
+                 seed: int = 0, cache_dir: str | None = None, network: str = "current"):
         if not isinstance(every_n_epochs, int) or every_n_epochs < 1:
             raise ValueError(f"every_n_epochs must be a positive integer, got {every_n_epochs!r}")
+        if network not in NETWORKS:
+            raise ValueError(f"weak.network must be one of {', '.join(NETWORKS)}, got {network!r}")
+        self.network = network
         if not 0.0 < holdout_fraction < 1.0:
             raise ValueError(f"holdout_fraction must lie in (0, 1), got {holdout_fraction!r}")
         self.root = str(root)
@@ -82,6 +97,7 @@ class WeakLabelRefresh(Callback):
         self.cache_dir = None if cache_dir is None else str(cache_dir)
         # checkpointed state (plain types only)
         self.round = -1
+        self.epochs = 0  # training epochs finished (a resume that trains longer makes the round they skipped)
         self.weights: list[float] = []
         self.source_names: list[str] = []
         self.labels_hash = ""
@@ -91,12 +107,14 @@ class WeakLabelRefresh(Callback):
 
     # -- checkpoint --------------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        return {"round": self.round, "weights": list(self.weights), "source_names": list(self.source_names),
+        return {"round": self.round, "epochs": self.epochs, "weights": list(self.weights),
+                "source_names": list(self.source_names),
                 "labels_hash": self.labels_hash, "holdout_fraction": self.holdout_fraction,
                 "holdout_seed": self.seed, "holdout_hash": self.holdout_hash}
 
     def load_state_dict(self, state: dict) -> None:
         self.round = int(state["round"])
+        self.epochs = int(state.get("epochs", 0))  # absent before rounds were skipped after the last epoch
         self.weights = [float(w) for w in state["weights"]]
         self.source_names = list(state["source_names"])
         self.labels_hash = state["labels_hash"]
@@ -119,18 +137,26 @@ class WeakLabelRefresh(Callback):
             raise ValueError(f"WeakLabelRefresh(every_n_epochs={self.every_n_epochs}) needs the train loader "
                              f"rebuilt after each refresh: set Trainer(reload_dataloaders_every_n_epochs=1), "
                              f"got {reload}")
+        if self.network == "averaged" and self._averaging(trainer) is None:
+            raise ValueError("weak.network=averaged needs weight averaging in this stage (stage2.ema_decay)")
         self.store = WeakLabelStore(self.root)
         self.cache = SourceMapCache(self.cache_dir) if self.cache_dir is not None else None
-        self.sources = build_sources(self.source_specs)  # built in a hook: ddp_spawn pickles callbacks
+        dm = trainer.datamodule
+        held = self._holdout(dm)
+        dm.set_fusion_holdout(held)
+        # Built in a hook (ddp_spawn pickles callbacks), once the held-out frames are known: their ground truth
+        # must not propagate.
+        self.sources = build_sources(self.source_specs, propagation=_propagation(dm, held))
         if any(s.name == PREDICTION for s in self.sources):
             raise ValueError(f"weak.sources must not list '{PREDICTION}': the network's own map is added each round")
-        dm = trainer.datamodule
-        dm.set_fusion_holdout(self._holdout(dm))
+        self.distance = _label_distances(dm)
         if self.round >= 0:  # resumed: continue from the round the checkpoint was trained on
             self._verify_resumed_round()
             dm.use_weak_labels(self.store, self.round)
+            if self.round < self.epochs // self.every_n_epochs:  # the run had ended; it trains on now
+                self.refresh(trainer, pl_module, with_prediction=True, epoch=self.epochs - 1)
         else:
-            self.refresh(trainer, pl_module, with_prediction=False)
+            self.refresh(trainer, pl_module, with_prediction=False, epoch=0)
 
     def _holdout(self, dm) -> list:
         """The held-out labelled frames (the same on every rank and after a resume)."""
@@ -161,32 +187,48 @@ class WeakLabelRefresh(Callback):
                             f"{manifest['labels_hash'][:12]}, files {on_disk[:12]}); restore them or start afresh")
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
-        if (trainer.current_epoch + 1) % self.every_n_epochs == 0:
-            self.refresh(trainer, pl_module, with_prediction=True)
+        self.epochs = trainer.current_epoch + 1
+        last = 0 < trainer.max_epochs <= self.epochs  # max_epochs -1: no last epoch
+        if self.epochs % self.every_n_epochs == 0 and not last:
+            self.refresh(trainer, pl_module, with_prediction=True, epoch=trainer.current_epoch)
+
+    @staticmethod
+    def _averaging(trainer) -> WeightAveraging | None:
+        return next((c for c in trainer.callbacks if isinstance(c, WeightAveraging)), None)
+
+    def _network_module(self, trainer, pl_module):
+        """The module whose map joins the fusion: the trained one, or its running average."""
+        if self.network == "current":
+            return pl_module
+        averaged = self._averaging(trainer)._average_model  # torch AveragedModel around a copy of the module
+        return pl_module if averaged is None else averaged.module
 
     # -- one round of Algorithm 1 (steps 4-5) ---------------------------------------------------------
-    def refresh(self, trainer, pl_module, *, with_prediction: bool) -> None:
+    def refresh(self, trainer, pl_module, *, with_prediction: bool, epoch: int) -> None:
+        """Publish the next round; `epoch` is the finished epoch whose network joins the fusion (0 for round 0)."""
         dm = trainer.datamodule
         rank, world = trainer.global_rank, trainer.world_size
         held, unlabelled = dm.fusion_holdout_entries(), dm.unlabelled_train_entries()
         names = [s.name for s in self.sources] + ([PREDICTION] if with_prediction else [])
         next_round = self.round + 1
-        was_training = pl_module.training
-        pl_module.eval()
+        network = self._network_module(trainer, pl_module)
+        was_training = network.training
+        network.eval()
         try:
-            fit = self._fit(trainer, dm, held[rank::world], pl_module, with_prediction)
+            fit = self._fit(trainer, dm, held[rank::world], network, with_prediction)
             writer = self._round_writer(trainer, next_round)
-            scores = self._label(dm, held[rank::world], unlabelled[rank::world], pl_module, fit, writer, names)
+            scores = self._label(dm, held[rank::world], unlabelled[rank::world], network, fit, writer, names)
             scores.load_vector(_sum_over_ranks(trainer, scores.vector()))
         finally:
-            pl_module.train(was_training)
+            network.train(was_training)
         trainer.strategy.barrier("weak_labels_written")
         summary = scores.summary()
         stats = {"labels": summary["labels"], "foreground": summary["foreground"],
                  "iou_on_labelled": summary["heldout"]["label_iou"],
-                 "changed_fraction": summary["changed_fraction"], "epoch": trainer.current_epoch}
+                 "changed_fraction": summary["changed_fraction"], "epoch": epoch}
         extra = {"fit": {k: v for k, v in fit.items() if k not in ("weights", "levels")},
-                 "quality": summary["heldout"],
+                 "network": self.network if with_prediction else None,
+                 "quality": summary["heldout"], "oracle": summary["oracle"],
                  "holdout": {"fraction": self.holdout_fraction, "seed": self.seed, "count": len(held),
                              "hash": self.holdout_hash, "frames": [list(frame_key(e)) for e in held]}}
         weights = dict(zip(names, map(float, fit["weights"])))
@@ -202,29 +244,33 @@ class WeakLabelRefresh(Callback):
         """Step 4 of Alg. 1 on the held-out frames: the Eq. 8 sums of this rank's share, summed over
         ranks; the calibration and the weights from rank 0 (`_fit_on_sums`)."""
         stats = FitStats(len(self.sources))
-        for static, bins, gt, _ in self._batches(dm, held_shard, pl_module, with_prediction):
+        for static, bins, gt, _, _ in self._batches(dm, held_shard, pl_module, with_prediction):
             stats.add(static, gt, bins)
         stats.load_vector(_sum_over_ranks(trainer, stats.vector()))
         return _on_rank_zero(trainer, lambda: _fit_on_sums(stats, with_prediction))
 
     def _label(self, dm, held_shard, unlabelled_shard, pl_module, fit: dict, writer, names) -> RoundScores:
         """Step 5 for this rank's frames: score the fused labels of its held-out frames, write the labels of
-        its frames without ground truth (comparing them with the previous round's)."""
+        its frames without ground truth (comparing them with the previous round's and, as the oracle diagnostic,
+        with their hidden ground truth where the data has one)."""
         weights, levels = fit["weights"], fit["levels"]
         scores = RoundScores(names)
-        for maps, gt, _ in self._fused_batches(dm, held_shard, pl_module, levels):
+        for maps, gt, _, _ in self._fused_batches(dm, held_shard, pl_module, levels):
             for i in range(gt.shape[0]):
                 scores.add_heldout(maps[:, i], weights, gt[i])
-        for maps, _, keys in self._fused_batches(dm, unlabelled_shard, pl_module, levels):
+        for maps, hidden, known, keys in self._fused_batches(dm, unlabelled_shard, pl_module, levels):
             for i, key in enumerate(keys):
-                label = weak_label(maps[:, i], weights)
-                writer.write(*key, label)
-                scores.add_label(label, self._previous_label(key))
+                confidence = weak_confidence(maps[:, i], weights)
+                writer.write_confidence(*key, confidence)
+                label = (confidence >= FOREGROUND).astype(np.uint8)
+                scores.add_label(label, self._previous_label(key), hidden[i] if known[i] else None, self.distance[key])
         return scores
 
     def _batches(self, dm, entries, pl_module, with_prediction: bool):
         """Yield (static (K_s, B, H, W) uint8, logit bins (B, H, W) of the network's map or None,
-        gt (B, H, W) uint8, keys) for `entries`, batch by batch, at training size."""
+        gt (B, H, W) uint8, whether each frame has ground truth (B,), keys) for `entries`, batch by batch, at
+        training size. Frames outside the label budget bring their hidden ground truth where the data has it
+        (the oracle diagnostic's; nothing else reads it)."""
         if not entries:
             return
         for batch in refresh_loader(dm, entries, self.sources, self.cache):
@@ -236,14 +282,14 @@ class WeakLabelRefresh(Callback):
                 with torch.no_grad():
                     bins = logit_bins(pl_module.saliency(on_device).float().cpu().numpy())
             gt = (batch["mask"][:, 0].numpy() > 0.5).astype(np.uint8)
-            yield static, bins, gt, list(zip(batch["sequence"], batch["name"]))
+            yield static, bins, gt, batch["labelled"].numpy(), list(zip(batch["sequence"], batch["name"]))
 
     def _fused_batches(self, dm, entries, pl_module, levels: np.ndarray | None):
-        """Yield (maps (K, B, H, W) float32 in [0, 1], gt, keys): the static maps, plus the network's
+        """Yield (maps (K, B, H, W) float32 in [0, 1], gt, has gt, keys): the static maps, plus the network's
         calibrated map (`levels` of its logit bins) when it is fused this round."""
-        for static, bins, gt, keys in self._batches(dm, entries, pl_module, levels is not None):
+        for static, bins, gt, known, keys in self._batches(dm, entries, pl_module, levels is not None):
             maps = static if bins is None else np.concatenate([static, levels[bins][None]], axis=0)
-            yield maps.astype(np.float32) / LEVELS, gt, keys
+            yield maps.astype(np.float32) / LEVELS, gt, known, keys
 
     def _round_writer(self, trainer, round_: int):
         """Rank 0 opens the round's hidden folder; every other rank writes into the same one."""
@@ -263,14 +309,16 @@ class WeakLabelRefresh(Callback):
         metrics.update({f"weak/heldout_{k}": float(quality[k]) for k in RoundScores.QUALITY if quality[k] is not None})
         metrics["weak/objective"] = float(extra["fit"]["objective"])
         metrics["weak/round"] = float(self.round)
+        if extra["oracle"]["label_iou"] is not None:  # logged to be seen, never monitored
+            metrics["weak/oracle_label_iou"] = extra["oracle"]["label_iou"]
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=trainer.global_step)
         if trainer.is_global_zero:
             alone = quality["sources"].get(PREDICTION, {}).get("label_iou")
             log.info("weak labels round %d: weights %s; held-out label IoU %s (network alone %s), MAE %s; "
-                     "label pixels changed %s", self.round, {n: round(w, 4) for n, w in weights.items()},
-                     _fmt(quality["label_iou"]), _fmt(alone), _fmt(quality["label_mae"]),
-                     _fmt(stats["changed_fraction"]))
+                     "label pixels changed %s; oracle label IoU %s", self.round,
+                     {n: round(w, 4) for n, w in weights.items()}, _fmt(quality["label_iou"]), _fmt(alone),
+                     _fmt(quality["label_mae"]), _fmt(stats["changed_fraction"]), _fmt(extra["oracle"]["label_iou"]))
 
 
 def _fit_on_sums(stats: FitStats, with_prediction: bool) -> dict:
@@ -285,6 +333,26 @@ def _fit_on_sums(stats: FitStats, with_prediction: bool) -> dict:
     objective = float(w @ gram @ w - 2 * cross @ w + energy) / pixels
     return {"weights": w, "levels": levels, **solution.describe(), "objective": objective,
             "pixels": pixels, "calibration": calibration}
+
+
+def _propagation(dm, held: list):
+    """The factory `build_sources` makes a `propagated` source with: the training sequences, and the frames
+    whose ground truth may propagate (within the label budget, not held out for Eq. 8)."""
+    held_keys = {frame_key(e) for e in held}
+    allowed = [frame_key(e) for e in dm.labelled_train_entries() if frame_key(e) not in held_keys]
+    sequences = list({e[0].name: e[0] for e in dm.train_entries}.values())
+    return lambda **options: PropagatedSource(sequences, allowed, **options)
+
+
+def _label_distances(dm) -> dict[tuple[str, str], int]:
+    """Frames to the nearest frame with ground truth in the label budget, for each frame without (the oracle
+    diagnostic's buckets); a sequence without any counts as far away."""
+    labelled: dict[str, list[int]] = {}
+    for seq, index in dm.labelled_train_entries():
+        labelled.setdefault(seq.name, []).append(index)
+    far = 10**6
+    return {frame_key((seq, index)): min((abs(index - j) for j in labelled.get(seq.name, [])), default=far)
+            for seq, index in dm.unlabelled_train_entries()}
 
 
 def _on_rank_zero(trainer, compute):

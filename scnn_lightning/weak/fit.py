@@ -26,6 +26,9 @@ LOGIT_RANGE = 16.0  # |z| of a float32 sigmoid output never exceeds ~16.6
 LOGIT_BINS = 2048  # bin width 1/64 in z: finer than the 8-bit output everywhere
 FIXED_POINT = 2**32  # per-frame scores in [0, 1] are summed as round(score * FIXED_POINT)
 PLATT_ITERATIONS = 100
+ORACLE_DISTANCES = 16  # the oracle diagnostic's distance buckets: 1, 2, ..., 15 and 16 or more frames
+ORACLE_NOTE = ("diagnostic only: the labels scored against the hidden ground truth of the training frames outside "
+               "the label budget; nothing fits, chooses or stops on it")
 
 
 def to_levels(maps: np.ndarray) -> np.ndarray:
@@ -167,7 +170,8 @@ class RoundScores(IntSums):
     Held-out scores (one per frame, summed in fixed point so the sum is exact), of the fused map S and,
     for comparison, of each source alone: soft IoU Σmin(S,G)/Σmax(S,G) and MAE of the map, IoU and MAE
     of its Otsu label. Unlabelled frames: label pixels, foreground pixels, and pixels that differ from the
-    previous round's label (where there was one)."""
+    previous round's label (where there was one), and — an oracle diagnostic — the labels' IoU against the
+    hidden ground truth of those frames where the data has it, by distance to the nearest labelled frame."""
 
     QUALITY = ("fused_iou", "fused_mae", "label_iou", "label_mae")
 
@@ -181,10 +185,12 @@ class RoundScores(IntSums):
         self.compared_pixels = np.zeros(1, np.int64)
         self.changed_pixels = np.zeros(1, np.int64)
         self.labels = np.zeros(1, np.int64)
+        self.oracle_iou = np.zeros(ORACLE_DISTANCES, np.int64)  # fixed point, per distance bucket
+        self.oracle_frames = np.zeros(ORACLE_DISTANCES, np.int64)
 
     def _fields(self) -> list[np.ndarray]:
         return [self.quality, self.source_quality, self.quality_frames, self.label_pixels, self.label_foreground,
-                self.compared_pixels, self.changed_pixels, self.labels]
+                self.compared_pixels, self.changed_pixels, self.labels, self.oracle_iou, self.oracle_frames]
 
     def add_heldout(self, maps: np.ndarray, weights: np.ndarray, gt: np.ndarray) -> None:
         """One held-out frame: its source maps (K, H, W) in [0, 1], the fusion weights, its ground truth."""
@@ -194,7 +200,14 @@ class RoundScores(IntSums):
             self.source_quality[i] += _fixed_point(_map_scores(source, gt))
         self.quality_frames += 1
 
-    def add_label(self, label: np.ndarray, previous: np.ndarray | None) -> None:
+    def add_label(self, label: np.ndarray, previous: np.ndarray | None, hidden: np.ndarray | None = None,
+                  distance: int = 1) -> None:
+        """One written label, the previous round's, and the frame's hidden ground truth (None: it has none) at
+        `distance` frames from the nearest labelled frame of its sequence."""
+        if hidden is not None:
+            bucket = min(max(int(distance), 1), ORACLE_DISTANCES) - 1
+            self.oracle_iou[bucket] += _fixed_point([_iou(label.astype(bool), hidden.astype(bool))])[0]
+            self.oracle_frames[bucket] += 1
         self.labels += 1
         self.label_pixels += label.size
         self.label_foreground += int(label.sum())
@@ -213,16 +226,33 @@ class RoundScores(IntSums):
         pixels, compared = int(self.label_pixels[0]), int(self.compared_pixels[0])
         return {"heldout": heldout, "labels": int(self.labels[0]),
                 "foreground": int(self.label_foreground[0]) / pixels if pixels else 0.0,
-                "changed_fraction": int(self.changed_pixels[0]) / compared if compared else None}
+                "changed_fraction": int(self.changed_pixels[0]) / compared if compared else None,
+                "oracle": self.oracle_summary()}
+
+    def oracle_summary(self) -> dict:
+        """Mean label IoU against the hidden ground truth, overall and per distance (`ORACLE_NOTE`)."""
+        frames = int(self.oracle_frames.sum())
+        by_distance = {(f"{d + 1}+" if d + 1 == ORACLE_DISTANCES else str(d + 1)):
+                       {"frames": int(n), "label_iou": float(v) / FIXED_POINT / int(n)}
+                       for d, (v, n) in enumerate(zip(self.oracle_iou, self.oracle_frames)) if n}
+        return {"note": ORACLE_NOTE, "frames": frames,
+                "label_iou": float(self.oracle_iou.sum()) / FIXED_POINT / frames if frames else None,
+                "by_distance": by_distance}
 
 
 def _map_scores(saliency: np.ndarray, gt: np.ndarray) -> list[float]:
     """Soft IoU and MAE of a [0, 1] map, IoU and MAE of its Otsu label, against a binary ground truth."""
     g, s = gt.astype(bool), saliency.astype(np.float64)
     label = otsu_label(saliency).astype(bool)
-    soft_union, union = np.maximum(s, g).sum(), (label | g).sum()
+    soft_union = np.maximum(s, g).sum()
     return [np.minimum(s, g).sum() / soft_union if soft_union else 1.0, float(np.abs(s - g).mean()),
-            (label & g).sum() / union if union else 1.0, float((label != g).mean())]
+            _iou(label, g), float((label != g).mean())]
+
+
+def _iou(label: np.ndarray, gt: np.ndarray) -> float:
+    """IoU of two boolean masks; 1 when both are empty."""
+    union = (label | gt).sum()
+    return float((label & gt).sum() / union) if union else 1.0
 
 
 def _fixed_point(scores: list[float]) -> np.ndarray:

@@ -209,18 +209,49 @@ def fuse_maps(maps: np.ndarray, weights: np.ndarray) -> np.ndarray:
 def weak_label(maps: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Binary weak label (H, W) uint8 in {0, 1}: the Eq. 7 fusion thresholded by Otsu (Alg. 1, step 5).
 
-    Otsu runs on a 256-bin histogram of the fused map. skimage reports the chosen split as the centre
-    of the last background bin, which would send half of that bin to the foreground; passing the bins'
-    upper edges as their positions puts the threshold exactly between the two classes.
-    A flat fused map (range < `FLAT_RANGE`) has no object evidence and gives all zeros.
+    Otsu runs on a 256-bin histogram of the fused map (`otsu_threshold`). A flat fused map (range <
+    `FLAT_RANGE`) has no object evidence and gives all zeros.
     """
     return otsu_label(fuse_maps(maps, weights))
 
 
-def otsu_label(fused: np.ndarray) -> np.ndarray:
-    """The binary label (H, W) uint8 of a fused map: Otsu's threshold as in `weak_label`."""
+def otsu_threshold(fused: np.ndarray) -> float | None:
+    """Otsu's split of a fused map, or None when the map is flat.
+
+    skimage reports the chosen split as the centre of the last background bin, which would send half of
+    that bin to the foreground; passing the bins' upper edges as their positions puts the threshold exactly
+    between the two classes."""
     lo, hi = float(fused.min()), float(fused.max())
     if hi - lo < FLAT_RANGE:
-        return np.zeros(fused.shape, np.uint8)
+        return None
     counts, edges = np.histogram(fused, bins=256, range=(lo, hi))
-    return (fused > threshold_otsu(hist=(counts, edges[1:]))).astype(np.uint8)
+    return float(threshold_otsu(hist=(counts, edges[1:])))
+
+
+def otsu_label(fused: np.ndarray) -> np.ndarray:
+    """The binary label (H, W) uint8 of a fused map: foreground above its Otsu threshold."""
+    threshold = otsu_threshold(fused)
+    if threshold is None:
+        return np.zeros(fused.shape, np.uint8)
+    return (fused > threshold).astype(np.uint8)
+
+
+def confidence_levels(fused: np.ndarray) -> np.ndarray:
+    """The weak label with its confidence, as (H, W) uint8 levels: 128..255 foreground, 0..127 background.
+
+    A pixel's level says how far its fused value p lies from the frame's Otsu threshold t, relative to the
+    way to 1 (above t) or to 0 (below): 128 + round(127·(p − t)/(1 − t)) or round(127·p/t). So `levels >= 128`
+    is exactly `otsu_label`, level/255 is a soft target that keeps the label's decision, and pixels near
+    the threshold are recognisable as unsure (`weak.target`, `weak.ignore_band`). A flat map is all 0."""
+    threshold = otsu_threshold(fused)
+    if threshold is None:
+        return np.zeros(fused.shape, np.uint8)
+    p = fused.astype(np.float64)
+    above = 128 + np.rint(127 * (p - threshold) / (1 - threshold))
+    below = np.rint(127 * p / threshold)
+    return np.clip(np.where(p > threshold, above, below), 0, 255).astype(np.uint8)
+
+
+def weak_confidence(maps: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """`confidence_levels` of the Eq. 7 fusion: the weak label of `weak_label` with its confidence."""
+    return confidence_levels(fuse_maps(maps, weights))

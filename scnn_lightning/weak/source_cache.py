@@ -3,8 +3,9 @@ those maps (§III-C: the saliency models' maps do not change during a run).
 
 Keeping every static map in memory would cost K float maps per training frame for the whole run (about
 30 GB at 480×854 on SegTrackV2 + FBMS-train); instead each map of a source that is costly to compute
-(`cacheable`, the classical models) is stored once as an 8-bit PNG under a content key — the source,
-the frame file's identity (path, size, mtime, video index) and the training size — written atomically
+(`cacheable`: the classical models, the propagated ground truth) is stored once as an 8-bit PNG under a
+content key — the source's `cache_parts` (its kind and the identity of every file the map depends on:
+path, size, mtime, video index) and the training size — written atomically
 like the motion cache, so any number of ranks and DataLoader workers may fill it at once. Maps of a
 folder source are read from their files each time.
 
@@ -24,7 +25,7 @@ from scnn_lightning.data.datamodule import FrameDataset
 from scnn_lightning.data.records import FrameRef
 from scnn_lightning.data.transforms import to_uint8_image
 from scnn_lightning.errors import DataError
-from scnn_lightning.motion.cache import content_key, frame_identity
+from scnn_lightning.motion.cache import content_key
 from scnn_lightning.utils import atomic_path
 from scnn_lightning.weak.fit import to_levels
 
@@ -38,7 +39,7 @@ class SourceMapCache:
         self.root = Path(root)
 
     def path(self, source, frame: FrameRef, size: tuple[int, int]) -> Path:
-        key = content_key(CACHE_VERSION, type(source).__name__, source.model, frame_identity(frame), list(size))
+        key = content_key(CACHE_VERSION, *source.cache_parts(frame), list(size))
         return self.root / key[:2] / f"{key}.png"
 
     def levels(self, source, frame: FrameRef, rgb: np.ndarray) -> np.ndarray:

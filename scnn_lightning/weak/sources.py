@@ -1,14 +1,15 @@
 """The saliency maps S_i fused by Eq. 7 (§III-C), each behind one small interface.
 
-Three kinds of source: maps precomputed by any external model and stored in a folder (the paper's deep
-image models [1]–[3]), the classical models of `classical.py`, and the current network's own
+Four kinds of source: maps precomputed by any external model and stored in a folder (the paper's deep
+image models [1]–[3]), the classical models of `classical.py`, the budgeted ground truth of the nearest
+labelled frames warped to each frame by optical flow (`propagated.py`), and the current network's own
 predictions, which Algorithm 1 (step 4) adds to the pool every round.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol, runtime_checkable
 
 import cv2
@@ -17,10 +18,12 @@ import numpy as np
 from scnn_lightning.data.io import read_image
 from scnn_lightning.data.records import FrameRef
 from scnn_lightning.errors import DataError
+from scnn_lightning.motion.cache import frame_identity
 from scnn_lightning.weak.classical import CLASSICAL_MODELS
 
 MAP_SUFFIXES = (".png", ".jpg")
 PREDICTION = "prediction"  # spec name of the network's own maps in `build_sources`
+PROPAGATED = "propagated"  # spec name of the warped ground truth (`propagated.PropagatedSource`)
 
 
 @runtime_checkable
@@ -99,6 +102,10 @@ class ClassicalSource:
         self.model = model
         self.name = name or model
 
+    def cache_parts(self, frame: FrameRef) -> list:
+        """What the map depends on besides the training size (the disk cache's key)."""
+        return [type(self).__name__, self.model, frame_identity(frame)]
+
     def map_for(self, frame: FrameRef, image: np.ndarray) -> np.ndarray:
         try:
             return CLASSICAL_MODELS[self.model](image)
@@ -130,16 +137,25 @@ class PredictionSource:
         return _fit_to_frame(np.asarray(self._maps[key]), image, frame.image)
 
 
-def build_sources(specs: list[str | dict]) -> list[SaliencySource]:
+def build_sources(specs: list[str | dict], *, propagation: Callable[..., SaliencySource] | None = None
+                  ) -> list[SaliencySource]:
     """Sources from config specs: a classical model name ("ft", "mbd", "rbd"), "prediction" (the
-    network's own maps), or {"folder": path, "name": label}. Source names must be unique because fusion
-    weights are reported per name.
+    network's own maps), "propagated" or {"propagated": {"max_distance": N}} (the warped ground truth, made
+    by the `propagation` factory, which knows the training frames), or {"folder": path, "name": label}.
+    Source names must be unique because fusion weights are reported per name.
     """
-    valid = f"valid: {sorted(CLASSICAL_MODELS)}, '{PREDICTION}', or {{'folder': path, 'name': label}}"
+    valid = (f"valid: {sorted(CLASSICAL_MODELS)}, '{PREDICTION}', '{PROPAGATED}', "
+             f"{{'{PROPAGATED}': {{'max_distance': N}}}} or {{'folder': path, 'name': label}}")
     sources: list[SaliencySource] = []
     for spec in specs:
         if isinstance(spec, str) and spec == PREDICTION:
             sources.append(PredictionSource())
+        elif spec == PROPAGATED or (isinstance(spec, Mapping) and set(spec) == {PROPAGATED}):
+            if propagation is None:
+                raise ValueError(f"the '{PROPAGATED}' source needs the training frames: it is built by the "
+                                 f"weak-label refresh, not on its own")
+            options = spec[PROPAGATED] if isinstance(spec, Mapping) else None
+            sources.append(propagation(**dict(options or {})))
         elif isinstance(spec, str):
             if spec not in CLASSICAL_MODELS:
                 raise ValueError(f"unknown saliency source '{spec}'; {valid}")

@@ -2,7 +2,7 @@
 
 Layout seen by readers::
 
-    root/round_003/<sequence>/<frame name>.png   0/255 binary PNG
+    root/round_003/<sequence>/<frame name>.png   8-bit label: >= 128 foreground; the level is its confidence
     root/round_003/manifest.json                 weights, source names, stats, count, frames, hash
 
 A round is published atomically as a whole: its files are written into a fresh hidden folder
@@ -34,23 +34,31 @@ from scnn_lightning.errors import DataError
 from scnn_lightning.utils import atomic_path
 
 MANIFEST = "manifest.json"
+FOREGROUND = 128  # label levels from here up are foreground
 VERSIONS = ".versions"
 _ROUND_RE = re.compile(r"^round_(\d{3,})$")
 
 
 def labels_hash(labels: dict[tuple[str, str], np.ndarray]) -> str:
-    """SHA-256 of the label content, independent of dict order and of the PNG encoding."""
-    return _hash_sorted((key, labels[key]) for key in sorted(labels))
+    """SHA-256 of binary labels, independent of dict order and of the PNG encoding."""
+    return _hash_sorted((key, _binary_levels(labels[key])) for key in sorted(labels))
 
 
 def _hash_sorted(items: Iterable[tuple[tuple[str, str], np.ndarray]]) -> str:
-    """`labels_hash` of (key, mask) pairs given in sorted key order, one mask at a time."""
+    """The round hash of (key, uint8 levels) pairs given in sorted key order, one label at a time: the binary
+    label, then the levels themselves where they carry a confidence (so a 0/255 round hashes as it always did)."""
     digest = hashlib.sha256()
-    for (seq, name), mask in items:
-        mask = np.asarray(mask).astype(bool)
-        digest.update(f"{seq}\0{name}\0{mask.shape[0]}x{mask.shape[1]}\0".encode())
-        digest.update(np.packbits(mask).tobytes())
+    for (seq, name), levels in items:
+        digest.update(f"{seq}\0{name}\0{levels.shape[0]}x{levels.shape[1]}\0".encode())
+        digest.update(np.packbits(levels >= FOREGROUND).tobytes())
+        if not np.isin(levels, (0, 255)).all():
+            digest.update(b"levels\0" + np.ascontiguousarray(levels, np.uint8).tobytes())
     return digest.hexdigest()
+
+
+def _binary_levels(mask: np.ndarray) -> np.ndarray:
+    """A {0, 1} mask as the levels its file holds (0/255)."""
+    return np.asarray(mask).astype(bool).astype(np.uint8) * 255
 
 
 def _check_labels(labels: dict[tuple[str, str], np.ndarray]) -> None:
@@ -76,17 +84,17 @@ def _plain(value):
     raise TypeError(f"manifest values must be JSON-serialisable, got {type(value).__name__}")
 
 
-def _write_png(path: Path, mask: np.ndarray) -> None:
+def _write_png(path: Path, levels: np.ndarray) -> None:
     with atomic_path(path) as tmp:  # the temporary keeps the .png suffix cv2 needs
-        if not cv2.imwrite(str(tmp), np.asarray(mask).astype(bool).astype(np.uint8) * 255):
+        if not cv2.imwrite(str(tmp), levels):
             raise DataError(path, "could not write weak label PNG")
 
 
-def _read_png(path: Path) -> np.ndarray:
+def _read_levels(path: Path) -> np.ndarray:
     grey = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
     if grey is None:
         raise DataError(path, "unreadable weak label PNG")
-    return (grey >= 128).astype(np.uint8)
+    return grey
 
 
 class WeakLabelStore:
@@ -189,19 +197,28 @@ class WeakLabelStore:
 
     def hash_on_disk(self, round: int) -> str:
         """`labels_hash` of the label files of `round` as they are now (read one at a time)."""
-        return _hash_sorted((key, self.read_label(round, *key)) for key in self.frames(round))
+        return _hash_sorted((key, self.read_levels(round, *key)) for key in self.frames(round))
 
     def frames(self, round: int) -> list[tuple[str, str]]:
         return [(seq, name) for seq, name in self.manifest(round)["frames"]]
 
     def read_label(self, round: int, seq: str, name: str) -> np.ndarray:
         """The weak label as (H, W) uint8 in {0, 1}."""
+        return (self.read_levels(round, seq, name) >= FOREGROUND).astype(np.uint8)
+
+    def read_confidence(self, round: int, seq: str, name: str) -> np.ndarray:
+        """The weak label with its confidence as (H, W) float32 in [0, 1]: >= 0.5 foreground (0 or 1 for a
+        round written without confidence)."""
+        return self.read_levels(round, seq, name).astype(np.float32) / 255.0
+
+    def read_levels(self, round: int, seq: str, name: str) -> np.ndarray:
+        """The label file's 8-bit levels (`FOREGROUND` and above: foreground)."""
         if not (self.round_dir(round) / MANIFEST).is_file():
             raise DataError(self.round_dir(round), f"weak-label round {round} is not complete or does not exist")
         path = self.label_path(round, seq, name)
         if not path.is_file():
             raise DataError(path, f"no weak label for frame ({seq!r}, {name!r}) in round {round}")
-        return _read_png(path)
+        return _read_levels(path)
 
 
 class RoundWriter:
@@ -211,8 +228,17 @@ class RoundWriter:
         self.store, self.round, self.folder = store, round, folder
 
     def write(self, seq: str, name: str, mask: np.ndarray) -> None:
+        """A binary {0, 1} label (stored as 0/255)."""
         _check_labels({(seq, name): mask})
-        _write_png(self.folder / seq / f"{name}.png", mask)
+        _write_png(self.folder / seq / f"{name}.png", _binary_levels(mask))
+
+    def write_confidence(self, seq: str, name: str, levels: np.ndarray) -> None:
+        """A label with its confidence: uint8 levels, `FOREGROUND` and above foreground (`fusion.confidence_levels`)."""
+        levels = np.asarray(levels)
+        if levels.dtype != np.uint8:
+            raise ValueError(f"label {(seq, name)!r}: confidence levels must be uint8, got {levels.dtype}")
+        _check_labels({(seq, name): levels >= FOREGROUND})
+        _write_png(self.folder / seq / f"{name}.png", levels)
 
     def publish(self, frames: list[tuple[str, str]], *, weights: dict[str, float], stats: dict,
                 extra: dict | None = None) -> Path:
@@ -224,7 +250,7 @@ class RoundWriter:
                 path = self.folder / seq / f"{name}.png"
                 if not path.is_file():
                     raise DataError(path, f"weak label of round {self.round} was not written")
-                yield (seq, name), _read_png(path)
+                yield (seq, name), _read_levels(path)
 
         text = _manifest_text(self.round, frames, _hash_sorted(written()), weights, stats, extra)
         with atomic_path(self.folder / MANIFEST) as tmp:

@@ -1,0 +1,126 @@
+"""The weak-label lever table (docs/davis.md, "Making the weak labels help"): SCNN on the shipped stage 1 and
+temporal prior, each weak-label option alone, chosen on the held-out *train* sequences only.
+
+    python -m ablations.weak_levers run --out runs/levers --records ablations/results/davis/levers \
+        [--levers propagated soft ...] [--seeds 0] -- data=davis weak=davis data.root.davis=... ...
+    python -m ablations.weak_levers table ablations/results/davis/levers --base ablations/results/davis/recipe/runs
+
+`run` launches each lever as its own study of one variant (`ablations.launch`, so an interrupted table resumes
+and runs recorded under --records are not made again); the test phase runs without the CRF (the table decides
+on validation, and the CRF is most of a test). `table` reads the records alone: per lever and seed the best
+validation S and its epoch, the last epoch's, the held-out label IoU of the first and last round, and the oracle
+label IoU (a diagnostic against hidden ground truth: reported, never used to choose), and the test scores for
+the report. It writes levers.csv and levers.md beside the records.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from scnn_lightning.utils import write_json
+
+# lever -> (variant, overrides on top of the recipe): each option of the weak-label issue alone, and the ceiling
+LEVERS = {
+    "propagated": ("SCNN", ["weak=davis_propagated"]),
+    "soft": ("SCNN", ["weak.target=soft"]),
+    "band": ("SCNN", ["weak.ignore_band=0.1"]),
+    "weight": ("SCNN", ["weak.weight=0.3"]),
+    "subsample": ("SCNN", ["weak.frames_per_epoch=0.3"]),
+    "averaged": ("SCNN", ["weak.network=averaged"]),
+    "images": ("SCNN", ["data.image_mix=0.25"]),
+    "NA-allGT": ("NA", ["data.label_every=1"]),  # ground truth on every training frame: the ceiling
+}
+FIELDS = ["lever", "variant", "seed", "val_s_best", "best_epoch", "val_s_last", "heldout_iou_first",
+          "heldout_iou_last", "oracle_iou_first", "oracle_iou_last", "test_s", "test_max_f", "test_mae", "crf"]
+
+
+def launch(args, overrides: list[str]) -> None:
+    for name in args.levers:
+        variant, extra = LEVERS[name]
+        replaced = {_key(o) for o in extra}  # a lever's `weak=...` replaces the base one (Hydra refuses two)
+        base = [o for o in overrides if _key(o) not in replaced]
+        command = [sys.executable, "-m", "ablations.launch", "--out", str(args.out / name), "--seeds",
+                   *map(str, args.seeds), "--variants", variant, "--extras", "--shared-stage1",
+                   "--records", str(args.records / name / "runs"), "--", *base, "crf=null", *extra]
+        print("+", " ".join(command), flush=True)
+        subprocess.run(command, check=True)
+
+
+def _key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def run_row(lever: str, run_dir: Path) -> dict:
+    """One run's row from its records (metrics.json, val_curve.csv, weak_labels/round_*/manifest.json)."""
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    curve = list(csv.DictReader((run_dir / "val_curve.csv").open()))
+    best = max(curve, key=lambda r: float(r["s_measure"]))
+    manifests = [json.loads(p.read_text()) for p in sorted(run_dir.glob("weak_labels/round_*/manifest.json"))]
+    heldout = [m["quality"]["label_iou"] for m in manifests]
+    oracle = [m.get("oracle", {}).get("label_iou") for m in manifests]
+    return {"lever": lever, "variant": metrics["variant"], "seed": metrics["seed"],
+            "val_s_best": float(best["s_measure"]), "best_epoch": int(best["epoch"]),
+            "val_s_last": float(curve[-1]["s_measure"]),
+            "heldout_iou_first": heldout[0] if heldout else None, "heldout_iou_last": heldout[-1] if heldout else None,
+            "oracle_iou_first": oracle[0] if oracle else None, "oracle_iou_last": oracle[-1] if oracle else None,
+            "test_s": metrics["s_measure"], "test_max_f": metrics["max_f"], "test_mae": metrics["mae"],
+            "crf": metrics["crf"]}
+
+
+def rows(levers_dir: Path, base: Path | None) -> list[dict]:
+    found = []
+    if base is not None:
+        found += [run_row("base", d) for code in ("NA", "SCNN") for d in sorted(base.glob(f"seed*/{code}"))
+                  if (d / "metrics.json").is_file()]
+    for name in LEVERS:
+        variant = LEVERS[name][0]
+        found += [run_row(name, d) for d in sorted((levers_dir / name / "runs").glob(f"seed*/{variant}"))
+                  if (d / "metrics.json").is_file()]
+    return found
+
+
+def table(levers_dir: Path, base: Path | None) -> list[dict]:
+    found = rows(levers_dir, base)
+    with (levers_dir / "levers.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, FIELDS)
+        writer.writeheader()
+        writer.writerows(found)
+    fmt = lambda v: "–" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))  # noqa: E731
+    lines = ["| " + " | ".join(FIELDS) + " |", "|" + "---|" * len(FIELDS)]
+    lines += ["| " + " | ".join(fmt(r[k]) for k in FIELDS) + " |" for r in found]
+    note = ("Chosen on `val_s_best` (held-out train sequences). `oracle_iou_*` scores labels against hidden "
+            "ground truth: a diagnostic, never a criterion. Test scores (DAVIS val) are reported, not used.")
+    (levers_dir / "levers.md").write_text("# Weak-label levers\n\n" + note + "\n\n" + "\n".join(lines) + "\n")
+    write_json(levers_dir / "levers.json", {"note": note, "rows": found})
+    return found
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    overrides = argv[argv.index("--") + 1:] if "--" in argv else []
+    argv = argv[:argv.index("--")] if "--" in argv else argv
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    go = sub.add_parser("run", help="launch the levers (resumable)")
+    go.add_argument("--out", type=Path, required=True)
+    go.add_argument("--records", type=Path, required=True)
+    go.add_argument("--levers", nargs="+", default=list(LEVERS), choices=list(LEVERS))
+    go.add_argument("--seeds", type=int, nargs="+", default=[0])
+    show = sub.add_parser("table", help="levers.csv / levers.md from the records")
+    show.add_argument("levers_dir", type=Path)
+    show.add_argument("--base", type=Path, help="the recipe study's records (its NA and SCNN runs: the base rows)")
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        launch(args, overrides)
+    else:
+        for row in table(args.levers_dir, args.base):
+            print(row["lever"], row["seed"], f"val S {row['val_s_best']:.4f}", f"test S {row['test_s']:.4f}")
+
+
+if __name__ == "__main__":
+    main()
