@@ -357,7 +357,9 @@ def log_data_summary(cfg: DictConfig) -> None:
     for split in DATA_SPLITS:
         specs = [SourceSpec.parse(spec) for spec in _plain(cfg.data.get(split))]
         if not specs:
-            held_out = f"; {cfg.data.get('val_fraction', 0.2)} of the videos are held out" if split == "val" else ""
+            named = _plain(cfg.data.get("val_sequences"))
+            held_out = "" if split != "val" else (f"; the training sequences {', '.join(named)} are held out" if named
+                                                  else f"; {cfg.data.get('val_fraction', 0.2)} of the videos are held out")
             log.info("data %s: none listed%s", split, held_out)
             continue
         indexes = [load_index(spec.dataset, spec.root, spec.split) for spec in specs]
