@@ -4,13 +4,17 @@ temporal prior, each weak-label option alone, chosen on the held-out *train* seq
     python -m ablations.weak_levers run --out runs/levers --records ablations/results/davis/levers \
         [--levers propagated soft ...] [--seeds 0] -- data=davis weak=davis data.root.davis=... ...
     python -m ablations.weak_levers table ablations/results/davis/levers --base ablations/results/davis/recipe/runs
+    python -m ablations.weak_levers oracle runs/recipe/seed0/SCNN --davis DATA/davis-2016-half \
+        --out ablations/results/davis/recipe/runs/seed0/SCNN/oracle.json
 
 `run` launches each lever as its own study of one variant (`ablations.launch`, so an interrupted table resumes
 and runs recorded under --records are not made again); the test phase runs without the CRF (the table decides
 on validation, and the CRF is most of a test). `table` reads the records alone: per lever and seed the best
 validation S and its epoch, the last epoch's, the held-out label IoU of the first and last round, and the oracle
 label IoU (a diagnostic against hidden ground truth: reported, never used to choose), and the test scores for
-the report. It writes levers.csv and levers.md beside the records.
+the report. It writes levers.csv and levers.md beside the records. `oracle` scores the label files of a run made
+before the manifests carried the oracle diagnostic (the run folder, not its records: those keep no labels) the way
+the refresh does (`RoundScores.oracle_summary`), into a JSON file that `table` reads beside the run's records.
 """
 
 from __future__ import annotations
@@ -22,7 +26,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import torch
+import torch.nn.functional as F
+from omegaconf import OmegaConf
+
+from scnn_lightning.data.datamodule import budget_keeps
+from scnn_lightning.data.io import read_mask
+from scnn_lightning.data.readers import load_index
 from scnn_lightning.utils import write_json
+from scnn_lightning.weak.fit import RoundScores
+from scnn_lightning.weak.store import WeakLabelStore
 
 # lever -> (variant, overrides on top of the recipe): each option of the weak-label issue alone, and the ceiling
 LEVERS = {
@@ -35,6 +49,7 @@ LEVERS = {
     "images": ("SCNN", ["data.image_mix=0.25"]),
     "NA-allGT": ("NA", ["data.label_every=1"]),  # ground truth on every training frame: the ceiling
 }
+ORACLE_FILE = "oracle.json"
 FIELDS = ["lever", "variant", "seed", "val_s_best", "best_epoch", "val_s_last", "heldout_iou_first",
           "heldout_iou_last", "oracle_iou_first", "oracle_iou_last", "test_s", "test_max_f", "test_mae", "crf"]
 
@@ -63,6 +78,8 @@ def run_row(lever: str, run_dir: Path) -> dict:
     manifests = [json.loads(p.read_text()) for p in sorted(run_dir.glob("weak_labels/round_*/manifest.json"))]
     heldout = [m["quality"]["label_iou"] for m in manifests]
     oracle = [m.get("oracle", {}).get("label_iou") for m in manifests]
+    if (run_dir / ORACLE_FILE).is_file() and not any(oracle):  # scored after the run (`oracle`)
+        oracle = [r["label_iou"] for r in json.loads((run_dir / ORACLE_FILE).read_text())["rounds"]]
     return {"lever": lever, "variant": metrics["variant"], "seed": metrics["seed"],
             "val_s_best": float(best["s_measure"]), "best_epoch": int(best["epoch"]),
             "val_s_last": float(curve[-1]["s_measure"]),
@@ -100,6 +117,31 @@ def table(levers_dir: Path, base: Path | None) -> list[dict]:
     return found
 
 
+def oracle(run_dir: Path, davis: Path, out: Path) -> dict:
+    """Each weak-label round of `run_dir` scored against the hidden ground truth of DAVIS train, by distance to
+    the nearest frame of the run's label budget; labels and ground truth compared at the training size (the
+    mask resized by nearest neighbour, as the datamodule does)."""
+    cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+    every, size = cfg.data.label_every, tuple(cfg.data.size)
+    sequences = {s.name: s for s in load_index("davis", davis, "train").sequences}
+    store = WeakLabelStore(run_dir / "weak_labels")
+    rounds = []
+    for r in store.rounds():
+        scores = RoundScores([])
+        for name, frame in store.frames(r):
+            seq = sequences[name]
+            index = next(i for i, f in enumerate(seq.frames) if f.name == frame)
+            budget = [i for i, f in enumerate(seq.frames) if f.labelled and budget_keeps(seq, i, every)]
+            hidden = read_mask(seq.frames[index])
+            hidden = F.interpolate(torch.from_numpy(hidden)[None, None].float(), size=size, mode="nearest")[0, 0]
+            scores.add_label(store.read_label(r, name, frame), None, hidden.numpy().astype(np.uint8),
+                             min(abs(index - j) for j in budget))
+        rounds.append({"round": r, **scores.oracle_summary()})
+    result = {"run": str(run_dir), "davis": str(davis), "rounds": rounds}
+    write_json(out, result)
+    return result
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     overrides = argv[argv.index("--") + 1:] if "--" in argv else []
@@ -114,9 +156,16 @@ def main(argv: list[str] | None = None) -> None:
     show = sub.add_parser("table", help="levers.csv / levers.md from the records")
     show.add_argument("levers_dir", type=Path)
     show.add_argument("--base", type=Path, help="the recipe study's records (its NA and SCNN runs: the base rows)")
+    score = sub.add_parser("oracle", help="score a run's weak-label files against hidden ground truth")
+    score.add_argument("run_dir", type=Path)
+    score.add_argument("--davis", type=Path, required=True, help="DAVIS-2016 root (its train split)")
+    score.add_argument("--out", type=Path, required=True, help=f"the JSON file ({ORACLE_FILE} beside the records)")
     args = parser.parse_args(argv)
     if args.command == "run":
         launch(args, overrides)
+    elif args.command == "oracle":
+        for row in oracle(args.run_dir, args.davis, args.out)["rounds"]:
+            print(f"round {row['round']}: oracle label IoU {row['label_iou']:.4f} over {row['frames']} frames")
     else:
         for row in table(args.levers_dir, args.base):
             print(row["lever"], row["seed"], f"val S {row['val_s_best']:.4f}", f"test S {row['test_s']:.4f}")

@@ -122,6 +122,24 @@ def test_the_study_runs_end_to_end_on_tiny_layouts(tiny_scnn_run, tiny_layouts):
     assert {p.parent.name for p in (tmp_path / "predictions").rglob("*.png")} <= {s.name for s in val}
 
 
+def test_the_oracle_scored_after_a_run_equals_the_one_its_manifests_carry(tmp_path, tiny_scnn_run, tiny_layouts):
+    """`ablations.weak_levers oracle` (for runs made before manifests carried it) scores the label files as the
+    refresh did during the run."""
+    from ablations.weak_levers import oracle
+
+    run_dir, _ = tiny_scnn_run
+    scored = oracle(run_dir, Path(tiny_layouts["davis"]), tmp_path / "oracle.json")["rounds"]
+    manifests = [json.loads(p.read_text()) for p in sorted((run_dir / "weak_labels").glob("round_*/manifest.json"))]
+    assert [r["round"] for r in scored] == [0, 1]
+    for row, manifest in zip(scored, manifests):
+        assert row["frames"] == manifest["oracle"]["frames"] > 0
+        assert row["label_iou"] == pytest.approx(manifest["oracle"]["label_iou"], abs=1e-9)
+        assert row["by_distance"].keys() == manifest["oracle"]["by_distance"].keys()
+        for distance, bucket in row["by_distance"].items():
+            assert bucket["frames"] == manifest["oracle"]["by_distance"][distance]["frames"]
+            assert bucket["label_iou"] == pytest.approx(manifest["oracle"]["by_distance"][distance]["label_iou"])
+
+
 def test_ship_writes_weights_card_and_scores_that_predict_and_evaluate_give(tmp_path, tiny_scnn_run, tiny_layouts):
     run_dir, _ = tiny_scnn_run
     weights, results = tmp_path / "weights", tmp_path / "results"
