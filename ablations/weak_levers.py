@@ -73,16 +73,17 @@ def _key(override: str) -> str:
 def run_row(lever: str, run_dir: Path) -> dict:
     """One run's row from its records (metrics.json, val_curve.csv, weak_labels/round_*/manifest.json)."""
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    curve = list(csv.DictReader((run_dir / "val_curve.csv").open()))
-    best = max(curve, key=lambda r: float(r["s_measure"]))
+    curve_file = run_dir / "val_curve.csv"  # none for a run that only tested (SCNN-noCRF)
+    curve = list(csv.DictReader(curve_file.open())) if curve_file.is_file() else []
+    best = max(curve, key=lambda r: float(r["s_measure"])) if curve else None
     manifests = [json.loads(p.read_text()) for p in sorted(run_dir.glob("weak_labels/round_*/manifest.json"))]
     heldout = [m["quality"]["label_iou"] for m in manifests]
     oracle = [m.get("oracle", {}).get("label_iou") for m in manifests]
     if (run_dir / ORACLE_FILE).is_file() and not any(oracle):  # scored after the run (`oracle`)
         oracle = [r["label_iou"] for r in json.loads((run_dir / ORACLE_FILE).read_text())["rounds"]]
-    return {"lever": lever, "variant": metrics["variant"], "seed": metrics["seed"],
-            "val_s_best": float(best["s_measure"]), "best_epoch": int(best["epoch"]),
-            "val_s_last": float(curve[-1]["s_measure"]),
+    return {"lever": lever, "variant": metrics.get("tag", metrics["variant"]), "seed": metrics["seed"],
+            "val_s_best": float(best["s_measure"]) if best else None, "best_epoch": int(best["epoch"]) if best else None,
+            "val_s_last": float(curve[-1]["s_measure"]) if curve else None,
             "heldout_iou_first": heldout[0] if heldout else None, "heldout_iou_last": heldout[-1] if heldout else None,
             "oracle_iou_first": oracle[0] if oracle else None, "oracle_iou_last": oracle[-1] if oracle else None,
             "test_s": metrics["s_measure"], "test_max_f": metrics["max_f"], "test_mae": metrics["mae"],
@@ -92,7 +93,7 @@ def run_row(lever: str, run_dir: Path) -> dict:
 def rows(levers_dir: Path, base: Path | None) -> list[dict]:
     found = []
     if base is not None:
-        found += [run_row("base", d) for code in ("NA", "SCNN") for d in sorted(base.glob(f"seed*/{code}"))
+        found += [run_row("base", d) for code in ("NA", "SCNN", "SCNN-noCRF") for d in sorted(base.glob(f"seed*/{code}"))
                   if (d / "metrics.json").is_file()]
     for name in LEVERS:
         variant = LEVERS[name][0]
@@ -155,7 +156,8 @@ def main(argv: list[str] | None = None) -> None:
     go.add_argument("--seeds", type=int, nargs="+", default=[0])
     show = sub.add_parser("table", help="levers.csv / levers.md from the records")
     show.add_argument("levers_dir", type=Path)
-    show.add_argument("--base", type=Path, help="the recipe study's records (its NA and SCNN runs: the base rows)")
+    show.add_argument("--base", type=Path, help="the recipe study's records (its NA, SCNN and SCNN-noCRF runs: the "
+                                                "base rows; the levers are tested without the CRF)")
     score = sub.add_parser("oracle", help="score a run's weak-label files against hidden ground truth")
     score.add_argument("run_dir", type=Path)
     score.add_argument("--davis", type=Path, required=True, help="DAVIS-2016 root (its train split)")
@@ -168,7 +170,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"round {row['round']}: oracle label IoU {row['label_iou']:.4f} over {row['frames']} frames")
     else:
         for row in table(args.levers_dir, args.base):
-            print(row["lever"], row["seed"], f"val S {row['val_s_best']:.4f}", f"test S {row['test_s']:.4f}")
+            print(row["lever"], row["variant"], row["seed"], f"val S {row['val_s_best']}", f"test S {row['test_s']:.4f}")
 
 
 if __name__ == "__main__":

@@ -26,9 +26,16 @@ def test_table_reads_best_validation_and_label_quality_from_records(tmp_path):
     write_run(tmp_path / "base" / "seed0" / "SCNN", "SCNN", 0, [0.6, 0.7, 0.65], [0.64, 0.66], [None, None])
     write_run(tmp_path / "levers" / "band" / "runs" / "seed0" / "SCNN", "SCNN", 0, [0.62, 0.71], [0.7, 0.72], [0.8, 0.82])
     write_run(tmp_path / "levers" / "NA-allGT" / "runs" / "seed0" / "NA", "NA", 0, [0.75], [], [])
+    no_crf = tmp_path / "base" / "seed0" / "SCNN-noCRF"
+    write_run(no_crf, "SCNN", 0, [], [], [])
+    (no_crf / "val_curve.csv").unlink()  # tested only
+    (no_crf / "metrics.json").write_text(json.dumps({"variant": "SCNN", "tag": "SCNN-noCRF", "seed": 0, "s_measure": 0.68,
+                                                     "max_f": 0.7, "mae": 0.11, "crf": False}))
     rows = weak_levers.table(tmp_path / "levers", tmp_path / "base")
-    assert [(r["lever"], r["variant"]) for r in rows] == [("base", "SCNN"), ("band", "SCNN"), ("NA-allGT", "NA")]
-    base, band, ceiling = rows
+    assert [(r["lever"], r["variant"]) for r in rows] == [("base", "SCNN"), ("base", "SCNN-noCRF"), ("band", "SCNN"),
+                                                          ("NA-allGT", "NA")]
+    base, no_crf_row, band, ceiling = rows
+    assert no_crf_row["val_s_best"] is None and no_crf_row["test_s"] == 0.68
     assert (base["val_s_best"], base["best_epoch"], base["val_s_last"]) == (0.7, 1, 0.65)
     assert base["oracle_iou_last"] is None and band["oracle_iou_first"] == 0.8 and band["heldout_iou_last"] == 0.72
     assert ceiling["heldout_iou_first"] is None and ceiling["val_s_best"] == 0.75
