@@ -48,6 +48,8 @@ LEVERS = {
     "averaged": ("SCNN", ["weak.network=averaged"]),
     "images": ("SCNN", ["data.image_mix=0.25"]),
     "NA-allGT": ("NA", ["data.label_every=1"]),  # ground truth on every training frame: the ceiling
+    # combinations of the levers that helped alone (seed 0): better labels, and a loss that distrusts unsure pixels
+    "propagated+band": ("SCNN", ["weak=davis_propagated", "weak.ignore_band=0.1"]),
 }
 ORACLE_FILE = "oracle.json"
 FIELDS = ["lever", "variant", "seed", "val_s_best", "best_epoch", "val_s_last", "heldout_iou_first",
