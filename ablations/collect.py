@@ -44,7 +44,7 @@ from pathlib import Path
 import yaml
 
 from ablations.baselines import KEYS
-from ablations.launch import EXTRAS, STUDY_FILE, finished, merge_study, read_study
+from ablations.launch import EXTRAS, STUDY_FILE, finished, merge_study, override_key, read_study
 from experiments.compare import build_report
 from experiments.report.per_sequence import agreement_warning, read_rows, score_sequences
 from experiments.report.records import copy_records, records_elsewhere
@@ -82,10 +82,6 @@ def find_runs(root: Path, exclude: Path | None = None) -> list[Path]:
     return sorted(runs)
 
 
-def _key(override: str) -> str:
-    return override.split("=", 1)[0].lstrip("+~")
-
-
 def read_overrides(run_dir: Path) -> list[str] | None:
     """The command-line overrides Hydra recorded for a run (None for a run without them)."""
     path = next((p for p in (run_dir / ".hydra" / "overrides.yaml", run_dir / "overrides.yaml") if p.is_file()), None)
@@ -113,10 +109,14 @@ def launch_command(root: Path, runs: list[Run]) -> tuple[str | None, str]:
     if foreign or not variants:
         return None, f"tags the launcher does not make: {', '.join(foreign)}" if foreign else "no variant run"
     extras = [EXTRA_TAGS[t] for t in EXTRA_TAGS if t in tags]
-    own = {o for name in extras for o in EXTRAS[name][2]}  # an extra's setting is not a study-wide one
-    lists = [[o for o in found if _key(o) not in PER_JOB_KEYS and o not in own] for found in overrides.values()]
-    shared = [o for o in lists[0] if all(o in other for other in lists[1:])]
-    differing = sorted({o for found in lists for o in found if o not in shared})
+    # an extra's own settings are not study-wide ones, and replace the study's overrides of the same keys
+    own = {tag: {override_key(o) for o in EXTRAS[name][2]} for tag, name in EXTRA_TAGS.items()}
+    lists = [(own.get(r.variant, set()), [o for o in overrides[r.path] if override_key(o) not in PER_JOB_KEYS])
+             for r in runs]
+    kept = [(keys, [o for o in found if override_key(o) not in keys]) for keys, found in lists]
+    candidates = list(dict.fromkeys(o for _, found in kept for o in found))
+    shared = [o for o in candidates if all(o in found or override_key(o) in keys for keys, found in kept)]
+    differing = sorted(o for o in candidates if o not in shared)
     command = shlex.join(["python", "-m", "ablations.launch", "--out", str(root),
                           "--seeds", *map(str, sorted({r.seed for r in runs})), "--variants", *variants,
                           "--extras", *extras, "--", *shared])

@@ -1,6 +1,6 @@
 """Launch the ablation study: every variant × seed as its own process (so it also works under DDP).
 
-    python -m ablations.launch --out runs/study --seeds 0 1 2 [--variants ...] [--extras crf upsample]
+    python -m ablations.launch --out runs/study --seeds 0 1 2 [--variants ...] [--extras crf upsample paper]
         [-- any experiments.run overrides, e.g. data=benchmark trainer=gpu]
 
 Per seed, stage 1 and the temporal prior's region classifier are trained once (`stage1_only=true`)
@@ -9,7 +9,10 @@ only in what the paper's ablation changes. The extra comparisons
 are the CRF switched off (`SCNN-noCRF`, paper Fig. 9: the weights the seed's SCNN tested, last or best, tested
 again with `crf=null`, not trained again), score maps from all blocks (`SCNN-allblocks`,
 Fig. 10; it needs its own stage 1 because its FCN has more score layers) and the flow-magnitude
-baseline in place of the paper's superpixel temporal prior (`SCNN-magnitude`).
+baseline in place of the paper's superpixel temporal prior (`SCNN-magnitude`); on request (not by default, it
+needs data=davis), SCNN with the paper's weak labels (`SCNN-paper`: weak=davis, the Otsu label in the loss at full
+weight on every frame, no image mixing) beside a study run with other weak-label settings. An extra's own
+settings replace the study's overrides of the same keys.
 The plan is recorded in OUT/study.json (each distinct launch command and the runs it plans), so that
 `ablations.collect` quotes the command and shows which runs are still to come.
 `--records DIR` (the study's committed records, e.g. ablations/results/davis/runs) makes a study span
@@ -52,7 +55,21 @@ EXTRAS = {  # option name -> (tag, variant, overrides, needs its own stage 1); {
     "crf": ("SCNN-noCRF", "SCNN", ["crf=null", "stage2.ckpt={seed_dir}/SCNN/checkpoints"], False),
     "upsample": ("SCNN-allblocks", "SCNN", ["model.upsample=all"], True),
     "magnitude": ("SCNN-magnitude", "SCNN", ["motion=magnitude"], False),
+    "paper": ("SCNN-paper", "SCNN", ["weak=davis", "weak.target=binary", "weak.ignore_band=0.0", "weak.weight=1.0",
+                                     "weak.frames_per_epoch=1.0", "weak.network=current", "data.image_mix=0.0"], False),
 }
+DEFAULT_EXTRAS = ["crf", "upsample", "magnitude"]
+
+
+def override_key(override: str) -> str:
+    """The key (or config group) a Hydra override sets: `+a.b=1` and `~a.b` set `a.b`."""
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def with_overrides(base: list[str], own: list[str]) -> list[str]:
+    """`base` then `own`, where a key that `own` sets is dropped from `base` (Hydra refuses one key twice)."""
+    keys = {override_key(o) for o in own}
+    return [o for o in base if override_key(o) not in keys] + own
 
 
 def plan(out: Path, seeds: list[int], variants: list[str], extras: list[str], overrides: list[str],
@@ -80,7 +97,7 @@ def plan(out: Path, seeds: list[int], variants: list[str], extras: list[str], ov
         for name in extras:
             tag, code, extra, own_stage1 = EXTRAS[name]
             extra = [o.format(seed_dir=base) for o in extra]
-            runs = [f"ablation={code}", f"tag={tag}", f"seed={seed}", *extra, *overrides]
+            runs = [f"ablation={code}", f"tag={tag}", f"seed={seed}", *with_overrides(overrides, extra)]
             jobs.append((base / tag, [*runs[:3], *OWN_STAGE1, *runs[3:]] if own_stage1 else [*runs, *shared]))
     return jobs
 
@@ -160,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
-    parser.add_argument("--extras", nargs="*", default=list(EXTRAS), choices=list(EXTRAS))
+    parser.add_argument("--extras", nargs="*", default=DEFAULT_EXTRAS, choices=list(EXTRAS))
     parser.add_argument("--records", type=Path, help="the study's records folder: runs recorded there are done; "
                                                      "each run's records are copied there when it finishes")
     parser.add_argument("--stage1", type=Path, metavar="STUDY",

@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 
+from ablations.launch import with_overrides
 from scnn_lightning.data.datamodule import budget_keeps
 from scnn_lightning.data.io import read_mask
 from scnn_lightning.data.readers import load_index
@@ -50,6 +51,7 @@ LEVERS = {
     "NA-allGT": ("NA", ["data.label_every=1"]),  # ground truth on every training frame: the ceiling
     # combinations of the levers that helped alone (seed 0): better labels, and a loss that distrusts unsure pixels
     "propagated+band": ("SCNN", ["weak=davis_propagated", "weak.ignore_band=0.1"]),
+    "propagated+soft": ("SCNN", ["weak=davis_propagated", "weak.target=soft"]),
 }
 ORACLE_FILE = "oracle.json"
 FIELDS = ["lever", "variant", "seed", "val_s_best", "best_epoch", "val_s_last", "heldout_iou_first",
@@ -59,17 +61,11 @@ FIELDS = ["lever", "variant", "seed", "val_s_best", "best_epoch", "val_s_last", 
 def launch(args, overrides: list[str]) -> None:
     for name in args.levers:
         variant, extra = LEVERS[name]
-        replaced = {_key(o) for o in extra}  # a lever's `weak=...` replaces the base one (Hydra refuses two)
-        base = [o for o in overrides if _key(o) not in replaced]
         command = [sys.executable, "-m", "ablations.launch", "--out", str(args.out / name), "--seeds",
                    *map(str, args.seeds), "--variants", variant, "--extras", "--shared-stage1",
-                   "--records", str(args.records / name / "runs"), "--", *base, "crf=null", *extra]
+                   "--records", str(args.records / name / "runs"), "--", *with_overrides([*overrides, "crf=null"], extra)]
         print("+", " ".join(command), flush=True)
         subprocess.run(command, check=True)
-
-
-def _key(override: str) -> str:
-    return override.split("=", 1)[0].lstrip("+~")
 
 
 def run_row(lever: str, run_dir: Path) -> dict:

@@ -13,8 +13,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from ablations.collect import find_runs, reproduce_section
-from ablations.launch import STUDY_FILE, main as launch_main, plan, read_study, record_study, to_run
+from ablations.collect import find_runs, launch_command, reproduce_section
+from ablations.launch import DEFAULT_EXTRAS, STUDY_FILE, main as launch_main, plan, read_study, record_study, to_run
 from scnn_lightning.errors import DataError
 from tests.conftest import TINY_OVERRIDES
 from tests.test_compare import write_baselines
@@ -234,3 +234,22 @@ def test_a_shared_stage1_plans_none_and_passes_none(tmp_path):
     assert [run_dir.relative_to(tmp_path).as_posix() for run_dir, _ in jobs] == [
         "seed0/NA", "seed0/SCNN", "seed0/SCNN-noCRF", "seed1/NA", "seed1/SCNN", "seed1/SCNN-noCRF"]
     assert not any(o.startswith(("stage1.ckpt=", "motion.classifier=", "stage1_only")) for _, job in jobs for o in job)
+
+
+def test_scnn_paper_replaces_the_studys_weak_label_settings_and_is_not_a_default_extra(tmp_path):
+    chosen = ["data=davis", "weak=davis_propagated", "weak.target=soft"]
+    jobs = dict(plan(tmp_path, [0], ["SCNN"], ["paper"], chosen, shared_stage1=True))
+    assert jobs[tmp_path / "seed0" / "SCNN"][-2:] == ["weak=davis_propagated", "weak.target=soft"]
+    paper = jobs[tmp_path / "seed0" / "SCNN-paper"]
+    assert "tag=SCNN-paper" in paper and "data=davis" in paper
+    assert "weak=davis" in paper and "weak.target=binary" in paper and "data.image_mix=0.0" in paper
+    assert "weak=davis_propagated" not in paper and "weak.target=soft" not in paper  # Hydra refuses a key twice
+    assert "paper" not in DEFAULT_EXTRAS
+    runs = []
+    for run_dir, job in jobs.items():  # the collector rebuilds the launch from what the runs recorded
+        (run_dir / ".hydra").mkdir(parents=True)
+        (run_dir / ".hydra" / "overrides.yaml").write_text("\n".join(f"- {o}" for o in job))
+        runs.append(SimpleNamespace(path=run_dir, variant=run_dir.name, seed=0))
+    command, note = launch_command(tmp_path, runs)
+    assert command.endswith("--variants SCNN --extras paper -- data=davis weak=davis_propagated weak.target=soft")
+    assert note == ""
