@@ -54,6 +54,7 @@ LEVERS = {
     "propagated+soft": ("SCNN", ["weak=davis_propagated", "weak.target=soft"]),
 }
 ORACLE_FILE = "oracle.json"
+RETESTED_WITH_CRF = "-CRF"  # a lever run's tested weights scored again with the CRF (stage2.ckpt=RUN/checkpoints)
 FIELDS = ["lever", "variant", "seed", "val_s_best", "best_epoch", "val_s_last", "heldout_iou_first",
           "heldout_iou_last", "oracle_iou_first", "oracle_iou_last", "test_s", "test_max_f", "test_mae", "crf"]
 
@@ -95,9 +96,27 @@ def rows(levers_dir: Path, base: Path | None) -> list[dict]:
                   if (d / "metrics.json").is_file()]
     for name in LEVERS:
         variant = LEVERS[name][0]
-        found += [run_row(name, d) for d in sorted((levers_dir / name / "runs").glob(f"seed*/{variant}"))
-                  if (d / "metrics.json").is_file()]
+        for tag in (variant, variant + RETESTED_WITH_CRF):
+            found += [run_row(name, d) for d in sorted((levers_dir / name / "runs").glob(f"seed*/{tag}"))
+                      if (d / "metrics.json").is_file()]
     return found
+
+
+def summary(found: list[dict]) -> list[dict]:
+    """Mean ± sample std (ddof=1, as the study's summary.csv) over the seeds of each lever and tag run on several."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in found:
+        groups.setdefault((r["lever"], r["variant"]), []).append(r)
+    out = []
+    for (lever, tag), runs in groups.items():
+        if len(runs) < 2:
+            continue
+        row = {"lever": lever, "variant": tag, "seeds": len(runs)}
+        for key in ("val_s_best", "test_s", "test_max_f", "test_mae"):
+            values = [r[key] for r in runs if r[key] is not None]
+            row[key] = (float(np.mean(values)), float(np.std(values, ddof=1))) if len(values) > 1 else None
+        out.append(row)
+    return out
 
 
 def table(levers_dir: Path, base: Path | None) -> list[dict]:
@@ -109,10 +128,18 @@ def table(levers_dir: Path, base: Path | None) -> list[dict]:
     fmt = lambda v: "–" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))  # noqa: E731
     lines = ["| " + " | ".join(FIELDS) + " |", "|" + "---|" * len(FIELDS)]
     lines += ["| " + " | ".join(fmt(r[k]) for k in FIELDS) + " |" for r in found]
+    means = summary(found)
+    if means:
+        pm = lambda v: "–" if v is None else f"{v[0]:.3f} ± {v[1]:.3f}"  # noqa: E731
+        keys = ["val_s_best", "test_s", "test_max_f", "test_mae"]
+        lines += ["", "Over seeds (mean ± std):", "", "| lever | variant | seeds | " + " | ".join(keys) + " |",
+                  "|" + "---|" * (3 + len(keys))]
+        lines += [f"| {r['lever']} | {r['variant']} | {r['seeds']} | " + " | ".join(pm(r[k]) for k in keys) + " |"
+                  for r in means]
     note = ("Chosen on `val_s_best` (held-out train sequences). `oracle_iou_*` scores labels against hidden "
             "ground truth: a diagnostic, never a criterion. Test scores (DAVIS val) are reported, not used.")
     (levers_dir / "levers.md").write_text("# Weak-label levers\n\n" + note + "\n\n" + "\n".join(lines) + "\n")
-    write_json(levers_dir / "levers.json", {"note": note, "rows": found})
+    write_json(levers_dir / "levers.json", {"note": note, "rows": found, "over_seeds": means})
     return found
 
 

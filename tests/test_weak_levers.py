@@ -43,6 +43,25 @@ def test_table_reads_best_validation_and_label_quality_from_records(tmp_path):
         tmp_path / "levers" / "levers.md").read_text()
 
 
+def test_seeds_are_summarised_and_crf_retests_listed(tmp_path):
+    runs = tmp_path / "levers" / "soft" / "runs"
+    for seed, curve in enumerate([[0.70, 0.72], [0.74], [0.70, 0.73]]):
+        write_run(runs / f"seed{seed}" / "SCNN", "SCNN", seed, curve, [0.7], [0.8])
+    retest = runs / "seed0" / "SCNN-CRF"  # the same weights scored again with the CRF: no curve, no rounds
+    retest.mkdir(parents=True)
+    (retest / "metrics.json").write_text(json.dumps({"variant": "SCNN", "tag": "SCNN-CRF", "seed": 0,
+                                                     "s_measure": 0.79, "max_f": 0.7, "mae": 0.05, "crf": True}))
+    rows = weak_levers.table(tmp_path / "levers", None)
+    assert [(r["variant"], r["seed"]) for r in rows] == [("SCNN", 0), ("SCNN", 1), ("SCNN", 2), ("SCNN-CRF", 0)]
+    (means,) = weak_levers.summary(rows)  # one retest seed: no spread to report for it
+    assert (means["lever"], means["variant"], means["seeds"]) == ("soft", "SCNN", 3)
+    assert means["val_s_best"] == pytest.approx((0.73, 0.01))  # 0.72, 0.74, 0.73: sample std 0.01
+    assert means["test_s"] == pytest.approx((0.7, 0.0))
+    text = (tmp_path / "levers" / "levers.md").read_text()
+    assert "| soft | SCNN | 3 | 0.730 ± 0.010 |" in text
+    assert json.loads((tmp_path / "levers" / "levers.json").read_text())["over_seeds"][0]["seeds"] == 3
+
+
 def test_a_levers_own_overrides_replace_the_base_ones(tmp_path, monkeypatch):
     launched = []
     monkeypatch.setattr(weak_levers.subprocess, "run", lambda command, check: launched.append(command))
