@@ -11,16 +11,10 @@ from setuptools.command.build_ext import build_ext
 
 class OptionalBuildExt(build_ext):
     def run(self):
-        try:
+        try:  # finding the compiler and compiling both happen in here
             super().run()
         except Exception as error:  # noqa: BLE001 - any compiler failure leaves the pure-Python path
             print(f"warning: the compiled Felzenszwalb merge was not built ({error}); using scikit-image's")
-
-    def build_extension(self, ext):
-        try:
-            super().build_extension(ext)
-        except Exception as error:  # noqa: BLE001
-            print(f"warning: {ext.name} was not built ({error}); using scikit-image's segmentation")
 
 
 setup(ext_modules=[Extension("scnn_lightning.motion._felzenszwalb", ["scnn_lightning/motion/_felzenszwalb.c"],
