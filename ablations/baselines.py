@@ -9,6 +9,10 @@ maps `<model>/<sequence>/<frame>.jpg|png` (e.g. saliency-maps/davis-2016-half). 
   <model>          every model folder under MAPS (the deep image models, e.g. csnet-x1, csnet-x2), as stored
   ft, mbd, rbd     the classical models of scnn_lightning/weak/classical.py, on the frames as stored
   centre           a Gaussian centre prior
+  propagated       the val ground truth of every `--label-every`-th frame carried to the other frames by optical
+                   flow (`weak.propagated.PropagatedSource`, DIS): what the propagated weak source makes of the
+                   label budget on unseen sequences. It reads val ground truth (and equals it on those frames), so
+                   it is a reference for the labels, not a competitor
   fused-round0     Eq. 7 before Otsu, Σ wᵢSᵢ of the static `--fusion` sources (what round 0 of Algorithm 1
                    thresholds), with w fitted by Eq. 8 on the budgeted ground truth of DAVIS *train*
                    (every `--label-every`-th frame of each train sequence); val is never used to fit anything
@@ -17,7 +21,7 @@ All rows are scored by one evaluator (`scnn_lightning.evaluate`, pysod protocol,
 the val ground truth at its stored size. Writes under --out: `baselines.csv` (one row per method),
 `baselines_per_sequence.csv`, `baselines_curves.json` (PR curves) and `baselines.json` (the command,
 the rows, the fusion weights and the frames they were fitted on). Maps we compute, and the evaluator's
-own reports, go under --work.
+own reports, go under --work; a computed map already there is kept (the folder is a resumable cache).
 """
 
 from __future__ import annotations
@@ -41,12 +45,13 @@ from scnn_lightning.evaluate import evaluate_folders
 from scnn_lightning.utils import atomic_path, write_json, write_png_map
 from scnn_lightning.weak.classical import CLASSICAL_MODELS, center_prior
 from scnn_lightning.weak.fusion import GramAccumulator, fuse_maps
+from scnn_lightning.weak.propagated import PropagatedSource
 from scnn_lightning.weak.sources import ClassicalSource, SaliencySource, build_sources
 
 log = logging.getLogger(__name__)
 
 KEYS = ("mae", "s_measure", "max_f", "mean_f", "max_e", "mean_e", "w_f")
-CENTRE, FUSED = "centre", "fused-round0"
+CENTRE, FUSED, PROPAGATED = "centre", "fused-round0", "propagated"
 DEFAULT_FUSION = ("csnet-x1", "csnet-x2", "mbd")  # the static sources of `weak=davis`
 
 
@@ -74,12 +79,12 @@ def fusion_sources(names: list[str], folders: dict[str, Path]) -> list[SaliencyS
     return build_sources(specs)
 
 
-def budgeted_frames(davis: Path, label_every: int) -> list[FrameRef]:
-    """The train frames whose ground truth the study's label budget keeps (every k-th per sequence)."""
-    index = load_index("davis", davis, "train")
+def budgeted_frames(davis: Path, label_every: int, split: str = "train") -> list[FrameRef]:
+    """The frames of `split` whose ground truth the study's label budget keeps (every k-th per sequence)."""
+    index = load_index("davis", davis, split)
     frames = [f for seq in index.sequences for f in apply_label_budget(seq, label_every).frames if f.labelled]
     if not frames:
-        raise DataError(davis, "no train frame with ground truth within the label budget to fit Eq. 8 on")
+        raise DataError(davis, f"no {split} frame with ground truth within the label budget")
     return frames
 
 
@@ -106,16 +111,21 @@ def fit_weights(sources: list[SaliencySource], frames: list[FrameRef]) -> np.nda
 
 
 def write_val_maps(frames: list[FrameRef], work: Path, sources: list[SaliencySource],
-                   weights: np.ndarray) -> dict[str, Path]:
-    """PNG maps of the centre prior, each classical model and the fused static sources for every val frame."""
-    folders = {name: work / "maps" / name for name in (CENTRE, *CLASSICAL_MODELS, FUSED)}
+                   weights: np.ndarray, propagated: PropagatedSource) -> dict[str, Path]:
+    """PNG maps of the centre prior, each classical model, the fused static sources and the propagated ground
+    truth for every val frame; a frame whose maps are all in `work` already is skipped."""
+    folders = {name: work / "maps" / name for name in (CENTRE, *CLASSICAL_MODELS, FUSED, PROPAGATED)}
     for n, frame in enumerate(frames, 1):
+        paths = {name: folder / frame.sequence / f"{frame.name}.png" for name, folder in folders.items()}
+        if all(path.is_file() for path in paths.values()):
+            continue
         rgb = read_frame(frame)
         maps = {name: model(rgb) for name, model in CLASSICAL_MODELS.items()}
         maps[FUSED] = fuse_maps(source_maps(sources, frame, rgb, known=maps), weights)
         maps[CENTRE] = center_prior(*rgb.shape[:2])
+        maps[PROPAGATED] = propagated.map_for(frame, rgb)
         for name, saliency in maps.items():
-            write_png_map(folders[name] / frame.sequence / f"{frame.name}.png", saliency)
+            write_png_map(paths[name], saliency)
         if n % 200 == 0:
             log.info("val maps: %d / %d frames", n, len(frames))
     return folders
@@ -178,7 +188,7 @@ def run_baselines(davis: Path, saliency: Path, out: Path, work: Path, *, label_e
     """Every baseline row on DAVIS val; returns the rows of baselines.csv."""
     started = time.time()
     folders = model_folders(saliency)
-    clashes = sorted(set(folders) & {CENTRE, FUSED, *CLASSICAL_MODELS})
+    clashes = sorted(set(folders) & {CENTRE, FUSED, PROPAGATED, *CLASSICAL_MODELS})
     if clashes:
         raise DataError(saliency, f"model folders named like our own rows: {', '.join(clashes)}; rename them")
     sources = fusion_sources(list(fusion), folders)
@@ -188,7 +198,9 @@ def run_baselines(davis: Path, saliency: Path, out: Path, work: Path, *, label_e
              ", ".join(f"{s.name} {w:.3f}" for s, w in zip(sources, weights)))
     val = load_index("davis", davis, "val")
     val_sequences = [seq.name for seq in val.sequences]
-    computed = write_val_maps(val.frames, work, sources, weights)
+    carried = budgeted_frames(davis, label_every, "val")
+    propagated = PropagatedSource(val.sequences, [(f.sequence, f.name) for f in carried])
+    computed = write_val_maps(val.frames, work, sources, weights, propagated)
     views = {name: sequence_view(folder, val_sequences, work / "views" / name) for name, folder in folders.items()}
     results = evaluate_methods({**views, **computed}, davis, work)
     record = {
@@ -199,6 +211,9 @@ def run_baselines(davis: Path, saliency: Path, out: Path, work: Path, *, label_e
         "fusion": {"sources": [s.name for s in sources], "weights": [round(float(w), 6) for w in weights],
                    "fitted_on": f"DAVIS train, every {label_every}-th frame of each sequence",
                    "fit_frames": len(fit_frames), "fit_size": "frames as stored"},
+        "propagated": {"carried": f"DAVIS val ground truth, every {label_every}-th frame of each sequence",
+                       "frames_with_gt": len(carried), "flow": propagated.flow,
+                       "note": "reads val ground truth: a reference for the weak labels, not a competitor"},
         "seconds": round(time.time() - started, 1),
     }
     return write_outputs(out, results, record)

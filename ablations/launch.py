@@ -56,7 +56,8 @@ EXTRAS = {  # option name -> (tag, variant, overrides, needs its own stage 1); {
     "upsample": ("SCNN-allblocks", "SCNN", ["model.upsample=all"], True),
     "magnitude": ("SCNN-magnitude", "SCNN", ["motion=magnitude"], False),
     "paper": ("SCNN-paper", "SCNN", ["weak=davis", "weak.target=binary", "weak.ignore_band=0.0", "weak.weight=1.0",
-                                     "weak.frames_per_epoch=1.0", "weak.network=current", "data.image_mix=0.0"], False),
+                                     "weak.frames_per_epoch=1.0", "weak.network=current", "weak.propagated_weight=fit",
+                                     "data.image_mix=0.0"], False),
 }
 DEFAULT_EXTRAS = ["crf", "upsample", "magnitude"]
 

@@ -52,6 +52,8 @@ LEVERS = {
     # combinations of the levers that helped alone (seed 0): better labels, and a loss that distrusts unsure pixels
     "propagated+band": ("SCNN", ["weak=davis_propagated", "weak.ignore_band=0.1"]),
     "propagated+soft": ("SCNN", ["weak=davis_propagated", "weak.target=soft"]),
+    # the propagated source trusted more near the labels it carries (Eq. 8 sees it only ~10 frames away)
+    "propagated+soft+distance": ("SCNN", ["weak=davis_propagated", "weak.target=soft", "weak.propagated_weight=distance"]),
 }
 ORACLE_FILE = "oracle.json"
 RETESTED_WITH_CRF = "-CRF"  # a lever run's tested weights scored again with the CRF (stage2.ckpt=RUN/checkpoints)

@@ -278,7 +278,8 @@ def run(cfg: DictConfig) -> dict:
         callbacks.append(WeakLabelRefresh(root=str(out / "weak_labels"),
                                           sources=OmegaConf.to_container(w.sources, resolve=True),
                                           holdout_fraction=w.holdout_fraction, every_n_epochs=w.every_n_epochs,
-                                          seed=cfg.seed, cache_dir=w.cache_dir, network=w.get("network", "current")))
+                                          seed=cfg.seed, cache_dir=w.cache_dir, network=w.get("network", "current"),
+                                          propagated_weight=w.get("propagated_weight", "fit")))
     keep_best = test_ckpt == "best" and trained is None
     trainer = build_trainer(cfg, out, "stage2", out / "checkpoints", callbacks, stage=cfg.stage2, keep_best=keep_best)
     with finishing_loggers(trainer):  # the test scores and media belong to the stage-2 run

@@ -6,10 +6,12 @@ import csv
 import json
 import zlib
 
+import cv2
 import numpy as np
 import pytest
 
-from ablations.baselines import CENTRE, FUSED, KEYS, main
+from ablations.baselines import CENTRE, FUSED, KEYS, PROPAGATED, main
+from scnn_lightning.data.io import read_mask
 from scnn_lightning.data.readers import load_index
 from tests.davis_fixture import saliency_folders, tiny_davis
 
@@ -42,7 +44,7 @@ def test_every_method_is_scored_on_all_val_frames(study):
     davis, out = study
     with (out / "baselines.csv").open() as handle:
         rows = {row["method"]: row for row in csv.DictReader(handle)}
-    assert set(rows) == {"train-good", "val-good", "ft", "mbd", "rbd", CENTRE, FUSED}
+    assert set(rows) == {"train-good", "val-good", "ft", "mbd", "rbd", CENTRE, FUSED, PROPAGATED}
     val_frames = len(load_index("davis", davis, "val").frames)
     assert all(int(row["frames"]) == val_frames for row in rows.values())
     # (E-measure may pass 1 by PySODMetrics' small epsilon, as it does there for a perfect map)
@@ -60,7 +62,7 @@ def test_fusion_weights_are_fitted_on_budgeted_train_frames_only(study):
     train = load_index("davis", davis, "train")
     assert record["fusion"]["fit_frames"] == sum(len(s.frames[::2]) for s in train.sequences)
     assert record["command"].startswith("python -m ablations.baselines --davis")
-    assert [row["method"] for row in record["rows"]][-1] == FUSED
+    assert [row["method"] for row in record["rows"]][-2:] == [FUSED, PROPAGATED]
 
 
 def test_per_sequence_rows_cover_val_sequences_only(study):
@@ -69,7 +71,7 @@ def test_per_sequence_rows_cover_val_sequences_only(study):
         rows = list(csv.DictReader(handle))
     val = {s.name for s in load_index("davis", davis, "val").sequences}
     assert {row["sequence"] for row in rows} == val
-    assert len(rows) == 7 * len(val)
+    assert len(rows) == 8 * len(val)
     curves = json.loads((out / "baselines_curves.json").read_text())
     assert len(curves[FUSED]["precision"]) == 256
 
@@ -79,3 +81,26 @@ def test_unknown_fusion_source_is_refused(tmp_path, study, capsys):
     maps = davis.parent / "maps"
     assert main(["--davis", str(davis), "--saliency", str(maps), "--out", str(tmp_path), "--fusion", "dcl"]) == 2
     assert "dcl" in capsys.readouterr().err
+
+
+def test_propagated_row_carries_the_budgeted_val_ground_truth(study):
+    davis, out = study
+    record = json.loads((out / "baselines.json").read_text())
+    val = load_index("davis", davis, "val")
+    assert record["propagated"]["frames_with_gt"] == sum(len(s.frames[::2]) for s in val.sequences)
+    work = davis.parent / "work" / "maps" / PROPAGATED
+    for seq in val.sequences:
+        for frame in seq.frames[::2]:  # a budgeted frame gets its own mask
+            saved = cv2.imread(str(work / seq.name / f"{frame.name}.png"), cv2.IMREAD_GRAYSCALE)
+            np.testing.assert_array_equal(saved > 127, read_mask(frame, saved.shape) > 0)
+
+
+def test_a_second_run_keeps_the_computed_maps(study, tmp_path):
+    davis, out = study
+    maps, work = davis.parent / "maps", davis.parent / "work"
+    kept = {p: p.stat().st_mtime_ns for p in (work / "maps").rglob("*.png")}
+    argv = ["--davis", str(davis), "--saliency", str(maps), "--out", str(tmp_path), "--work", str(work),
+            "--label-every", "2", "--fusion", "train-good", "val-good", "mbd"]
+    assert main(argv) == 0
+    assert {p: p.stat().st_mtime_ns for p in (work / "maps").rglob("*.png")} == kept
+    assert (tmp_path / "baselines.csv").read_text() == (out / "baselines.csv").read_text()

@@ -16,6 +16,7 @@ from scnn_lightning.weak.fusion import (
     fuse_maps,
     project_to_simplex,
     solve_simplex_qp,
+    trust_by_distance,
     weak_label,
 )
 
@@ -284,3 +285,16 @@ def test_confidence_levels_keep_the_otsu_decision_and_grow_away_from_it():
         np.testing.assert_allclose(levels[~above], np.rint(127 * fused[~above] / t), atol=1)
     assert confidence_levels(np.array([[0.0, 1.0]], np.float32)).tolist() == [[0, 255]]
     assert not confidence_levels(np.full((3, 3), 0.4, np.float32)).any()  # flat: no object, all background
+
+
+def test_trust_by_distance_moves_the_propagated_weight_towards_1_near_a_label():
+    w = np.array([0.5, 0.3, 0.2])  # the propagated source is index 1
+    np.testing.assert_allclose(trust_by_distance(w, 1, 0, 10.0), [0.0, 1.0, 0.0])  # its own label
+    # distance 4 of reach 10: alpha 0.6, others x 0.4, the source 0.3 x 0.4 + 0.6
+    np.testing.assert_allclose(trust_by_distance(w, 1, 4, 10.0), [0.2, 0.72, 0.08])
+    for far in (10, 15, None):  # at the held-out frames' distance, beyond it, or with no label in reach: Eq. 8's
+        np.testing.assert_allclose(trust_by_distance(w, 1, far, 10.0), w)
+    for d in range(12):
+        assert trust_by_distance(w, 1, d, 10.0).sum() == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="reach"):
+        trust_by_distance(w, 1, 3, 0.0)

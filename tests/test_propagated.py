@@ -116,6 +116,12 @@ def test_held_out_ground_truth_never_propagates(clip):
     np.testing.assert_array_equal(own, _square(0).astype(np.float32))
 
 
+def test_distance_is_to_the_nearest_label_it_carries(clip):
+    both = PropagatedSource([clip], [_key(0), _key(10)])
+    assert [both.distance(clip, t) for t in (0, 3, 6, 10)] == [0, 3, 4, 0]
+    assert PropagatedSource([clip], [_key(0)], max_distance=5).distance(clip, 7) is None
+
+
 def test_labels_are_mixed_by_distance_and_resized(clip):
     both = PropagatedSource([clip], [_key(0), _key(10)])
     after = PropagatedSource([clip], [_key(0)])

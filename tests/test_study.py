@@ -220,9 +220,10 @@ def test_a_broken_study_file_is_an_error_naming_it(tmp_path):
 @pytest.mark.skipif(not (ROOT / ".git").exists() or shutil.which("git") is None, reason="needs the git checkout")
 def test_git_does_not_ignore_a_studys_records():
     # The records are what survives the machine a study ran on: they must reach the commit.
-    paths = ["ablations/results/davis/runs/study.json", "ablations/results/davis/runs/seed1/SCNN/metrics.json",
-             "ablations/results/davis/runs/seed1/SCNN/logs/stage2/version_0.csv",
-             "ablations/results/davis/runs/seed1/SCNN/weak_labels/round_001/manifest.json"]
+    paths = ["ablations/results/davis/v1/runs/study.json", "ablations/results/davis/v1/runs/seed1/SCNN/metrics.json",
+             "ablations/results/davis/v1/runs/seed1/SCNN/logs/stage2/version_0.csv",
+             "ablations/results/davis/v1/runs/seed1/SCNN/weak_labels/round_001/manifest.json",
+             "ablations/results/davis/runs/seed0/SCNN/weak_labels/round_001/manifest.json"]
     ignored = subprocess.run(["git", "check-ignore", "--no-index", *paths], cwd=ROOT, capture_output=True, text=True)
     assert ignored.returncode == 1 and ignored.stdout == "", f"git ignores: {ignored.stdout}"
     assert subprocess.run(["git", "check-ignore", "--no-index", "runs/davis-study/seed1/SCNN/metrics.json"],

@@ -22,10 +22,11 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from scnn_lightning.data.datamodule import LABEL_MANUAL, frame_key, select_fusion_holdout
 from scnn_lightning.data.transforms import to_uint8_image
 from scnn_lightning.errors import DataError
+from scnn_lightning.weak import callback as callback_module
 from scnn_lightning.weak.callback import WeakLabelRefresh
 from scnn_lightning.weak.classical import center_prior
 from scnn_lightning.weak.fit import to_levels
-from scnn_lightning.weak.fusion import fit_fusion_weights, weak_label
+from scnn_lightning.weak.fusion import fit_fusion_weights, trust_by_distance, weak_label
 from scnn_lightning.weak.sources import build_sources
 from scnn_lightning.weak.store import WeakLabelStore, labels_hash
 from tests.weak_helpers import (SIZE, SOURCES, LabelSpy, OracleNetwork, make_clips, make_datamodule, make_module,
@@ -475,3 +476,40 @@ def test_the_propagated_source_joins_the_fusion_without_the_held_out_masks(run, 
     assert propagated.max_distance == 4 and propagated.propagating == allowed and not held & propagated.propagating
     frames = len(held) + len(dm.unlabelled_train_entries())
     assert len(list((tmp_path / "maps").rglob("*.png"))) == (len(SOURCES) + 1) * frames
+
+
+def test_the_propagated_source_is_trusted_by_distance_when_asked(run, tmp_path, monkeypatch):
+    """weak.propagated_weight=distance: each frame's Eq. 7 weights are Eq. 8's with the propagated source's weight
+    raised towards 1 by `trust_by_distance`, its reach being the held-out frames' mean distance to their labels."""
+    used = {}
+    confidence = callback_module.weak_confidence
+
+    def spy(maps, weights):
+        used.setdefault("weights", []).append(np.asarray(weights))
+        return confidence(maps, weights)
+
+    monkeypatch.setattr(callback_module, "weak_confidence", spy)
+    trainer, weak = make_trainer(tmp_path, tmp_path / "weak", max_epochs=1, logger=False,
+                                 sources=[*SOURCES, "propagated"], propagated_weight="distance")
+    dm = make_datamodule(run["clips"], run["root"] / "cache")
+    trainer.fit(make_module(), datamodule=dm)
+    manifest = WeakLabelStore(tmp_path / "weak").manifest(0)
+    (propagated,) = [s for s in weak.sources if s.name == "propagated"]
+    held = [propagated.distance(*e) for e in dm.fusion_holdout_entries()]
+    reach = float(np.mean([d for d in held if d is not None]))
+    assert manifest["propagated_weight"] == {"mode": "distance", "reach": pytest.approx(reach)}
+    fitted = np.array([manifest["weights"][n] for n in manifest["sources"]])
+    index = manifest["sources"].index("propagated")
+    unlabelled = dm.unlabelled_train_entries()
+    expected = [trust_by_distance(fitted, index, propagated.distance(*e), reach) for e in unlabelled]
+    assert len(used["weights"]) == len(unlabelled)
+    for got, want in zip(used["weights"], expected):
+        np.testing.assert_allclose(got, want, atol=1e-6)
+    assert any(want[index] > fitted[index] + 0.1 for want in expected)  # some frame lies well inside the reach
+
+    with pytest.raises(ValueError, match="weak.propagated_weight"):
+        WeakLabelRefresh(root=str(tmp_path), sources=SOURCES, propagated_weight="always")
+    trainer, _ = make_trainer(tmp_path / "none", tmp_path / "none" / "weak", max_epochs=1, logger=False,
+                              propagated_weight="distance")
+    with pytest.raises(ValueError, match="needs a 'propagated' source"):
+        trainer.fit(make_module(), datamodule=make_datamodule(run["clips"], run["root"] / "cache"))

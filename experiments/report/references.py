@@ -18,7 +18,8 @@ from scnn_lightning.errors import DataError
 
 # How the rows of ablations/baselines.py are named in reports; other names are shown as they are.
 DISPLAY_NAMES = {"csnet-x1": "CSNet-x1", "csnet-x2": "CSNet-x2", "centre": "centre prior",
-                 "fused-round0": "round-0 fusion", "ft": "FT", "mbd": "MBD", "rbd": "RBD"}
+                 "fused-round0": "round-0 fusion", "ft": "FT", "mbd": "MBD", "rbd": "RBD",
+                 "propagated": "propagated val GT"}
 MARK = " (map)"  # appended to every reference label, so no row can be mistaken for a trained variant
 
 

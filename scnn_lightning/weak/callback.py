@@ -60,7 +60,7 @@ from scnn_lightning.weak.fit import (
     logit_bins,
     platt_calibration,
 )
-from scnn_lightning.weak.fusion import simplex_qp_solution, weak_confidence
+from scnn_lightning.weak.fusion import simplex_qp_solution, trust_by_distance, weak_confidence
 from scnn_lightning.weak.propagated import PropagatedSource
 from scnn_lightning.weak.source_cache import SourceMapCache, refresh_loader
 from scnn_lightning.weak.sources import PREDICTION, build_sources
@@ -69,6 +69,7 @@ from scnn_lightning.weak.store import WeakLabelStore
 
 log = logging.getLogger(__name__)
 NETWORKS = ("current", "averaged")
+PROPAGATED_WEIGHTS = ("fit", "distance")
 
 
 class WeakLabelRefresh(Callback):
@@ -79,16 +80,24 @@ class WeakLabelRefresh(Callback):
     callback itself). `holdout_fraction` and `seed` choose the held-out labelled frames; `cache_dir`
     keeps the classical and propagated sources' maps on disk (None: recompute them every round). `network`
     says which weights make the network's map: "current" or "averaged" (a `WeightAveraging` callback's,
-    e.g. Lightning's EMAWeightAveraging). Needs `Trainer(reload_dataloaders_every_n_epochs=1)`.
+    e.g. Lightning's EMAWeightAveraging). `propagated_weight` says how a `propagated` source is weighed on
+    each frame: "fit" (Eq. 8's weight everywhere) or "distance" (`fusion.trust_by_distance`: from Eq. 8's
+    weight at the held-out frames' distance to its labels up to 1 next to a label). Needs
+    `Trainer(reload_dataloaders_every_n_epochs=1)`.
     """
 
     def __init__(self, *, root: str, sources: list, every_n_epochs: int = 1, holdout_fraction: float = 0.25,
-                 seed: int = 0, cache_dir: str | None = None, network: str = "current"):
+                 seed: int = 0, cache_dir: str | None = None, network: str = "current",
+                 propagated_weight: str = "fit"):
         if not isinstance(every_n_epochs, int) or every_n_epochs < 1:
             raise ValueError(f"every_n_epochs must be a positive integer, got {every_n_epochs!r}")
         if network not in NETWORKS:
             raise ValueError(f"weak.network must be one of {', '.join(NETWORKS)}, got {network!r}")
         self.network = network
+        if propagated_weight not in PROPAGATED_WEIGHTS:
+            raise ValueError(f"weak.propagated_weight must be one of {', '.join(PROPAGATED_WEIGHTS)}, "
+                             f"got {propagated_weight!r}")
+        self.propagated_weight = propagated_weight
         if not 0.0 < holdout_fraction < 1.0:
             raise ValueError(f"holdout_fraction must lie in (0, 1), got {holdout_fraction!r}")
         self.root = str(root)
@@ -150,6 +159,7 @@ class WeakLabelRefresh(Callback):
         if any(s.name == PREDICTION for s in self.sources):
             raise ValueError(f"weak.sources must not list '{PREDICTION}': the network's own map is added each round")
         self.distance = _label_distances(dm)
+        self.trust = self._trust_by_distance(dm, held) if self.propagated_weight == "distance" else None
         if self.round >= 0:  # resumed: continue from the round the checkpoint was trained on
             self._verify_resumed_round()
             dm.use_weak_labels(self.store, self.round)
@@ -175,6 +185,26 @@ class WeakLabelRefresh(Callback):
                             f"{digest[:12]} vs {self.holdout_hash[:12]}): the training data changed since")
         self.holdout_hash = digest
         return held
+
+    def _trust_by_distance(self, dm, held: list) -> dict:
+        """What `trust_by_distance` needs: the propagated source's index, its reach (the held-out frames' mean
+        distance to the labels it carries them) and each held-out and unlabelled frame's distance."""
+        index = next((i for i, s in enumerate(self.sources) if isinstance(s, PropagatedSource)), None)
+        if index is None:
+            raise ValueError("weak.propagated_weight=distance needs a 'propagated' source in weak.sources")
+        source = self.sources[index]
+        distances = {frame_key(e): source.distance(*e) for e in [*held, *dm.unlabelled_train_entries()]}
+        reach = [distances[frame_key(e)] for e in held if distances[frame_key(e)] is not None]
+        if not reach:
+            raise DataError(dm.train_sources_label(), "weak.propagated_weight=distance: no held-out frame has a "
+                            "label the propagated source carries within reach (check its max_distance)")
+        return {"source": index, "reach": float(np.mean(reach)), "distances": distances}
+
+    def _frame_weights(self, weights: np.ndarray, key: tuple[str, str]) -> np.ndarray:
+        """Eq. 7's weights for one frame: Eq. 8's, or with the propagated source trusted by distance."""
+        if self.trust is None:
+            return weights
+        return trust_by_distance(weights, self.trust["source"], self.trust["distances"][key], self.trust["reach"])
 
     def _verify_resumed_round(self) -> None:
         """The round on disk (manifest and every label file) must be the one the checkpoint recorded."""
@@ -228,6 +258,8 @@ class WeakLabelRefresh(Callback):
                  "changed_fraction": summary["changed_fraction"], "epoch": epoch}
         extra = {"fit": {k: v for k, v in fit.items() if k not in ("weights", "levels")},
                  "network": self.network if with_prediction else None,
+                 "propagated_weight": ({"mode": "fit"} if self.trust is None else
+                                       {"mode": "distance", "reach": self.trust["reach"]}),
                  "quality": summary["heldout"], "oracle": summary["oracle"],
                  "holdout": {"fraction": self.holdout_fraction, "seed": self.seed, "count": len(held),
                              "hash": self.holdout_hash, "frames": [list(frame_key(e)) for e in held]}}
@@ -255,12 +287,12 @@ class WeakLabelRefresh(Callback):
         with their hidden ground truth where the data has one)."""
         weights, levels = fit["weights"], fit["levels"]
         scores = RoundScores(names)
-        for maps, gt, _, _ in self._fused_batches(dm, held_shard, pl_module, levels):
-            for i in range(gt.shape[0]):
-                scores.add_heldout(maps[:, i], weights, gt[i])
+        for maps, gt, _, keys in self._fused_batches(dm, held_shard, pl_module, levels):
+            for i, key in enumerate(keys):
+                scores.add_heldout(maps[:, i], self._frame_weights(weights, key), gt[i])
         for maps, hidden, known, keys in self._fused_batches(dm, unlabelled_shard, pl_module, levels):
             for i, key in enumerate(keys):
-                confidence = weak_confidence(maps[:, i], weights)
+                confidence = weak_confidence(maps[:, i], self._frame_weights(weights, key))
                 writer.write_confidence(*key, confidence)
                 label = (confidence >= FOREGROUND).astype(np.uint8)
                 scores.add_label(label, self._previous_label(key), hidden[i] if known[i] else None, self.distance[key])

@@ -206,6 +206,23 @@ def fuse_maps(maps: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return np.clip(fused, 0.0, 1.0).astype(np.float32)
 
 
+def trust_by_distance(weights: np.ndarray, source: int, distance: int | None, reach: float) -> np.ndarray:
+    """Eq. 7's weights for one frame when the propagated source (index `source`) is trusted by distance.
+
+    Eq. 8 can judge the propagated source only on the held-out frames, about `reach` frames from the nearest
+    label it carries; at distance 0 its map is that label itself. Between the two its weight rises linearly,
+    w'_p = w_p + (1 - w_p)·α with α = max(0, 1 - distance/reach), and the other weights shrink by (1 - α), so
+    they stay on the simplex; at `reach` and beyond (or with no label within reach) Eq. 8's weights are kept.
+    """
+    weights = np.asarray(weights, np.float64)
+    if reach <= 0:
+        raise ValueError(f"reach must be positive (frames from the held-out frames to their labels), got {reach!r}")
+    alpha = 0.0 if distance is None else max(0.0, 1.0 - distance / reach)
+    trusted = weights * (1.0 - alpha)
+    trusted[source] += alpha
+    return trusted
+
+
 def weak_label(maps: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Binary weak label (H, W) uint8 in {0, 1}: the Eq. 7 fusion thresholded by Otsu (Alg. 1, step 5).
 

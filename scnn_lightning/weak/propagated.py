@@ -119,6 +119,12 @@ class PropagatedSource:
         then the later one; [(t, 0)] for an allowed labelled frame itself; [] when none is within reach."""
         return self._neighbours(*self._locate(frame))
 
+    def distance(self, seq: SequenceRef, t: int) -> int | None:
+        """Frames from frame `t` of `seq` to the nearest label this source carries to it (0 for an allowed
+        labelled frame); None when none is within reach."""
+        found = self._neighbours(seq, t)
+        return min(abs(offset) for _, offset in found) if found else None
+
     def _flow(self, seq: SequenceRef, target: int, source: int) -> np.ndarray:
         key = (seq.name, target, source)
         if key in self._flows:
