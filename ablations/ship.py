@@ -3,8 +3,9 @@
     python -m ablations.ship runs/davis-study/seed*/SCNN --davis DATA/davis-2016-half \
         [--weights scnn_lightning/weights] [--results ablations/results/davis] [--work runs/ship]
 
-0. Of the runs given, the one with the best final validation S-measure on its held-out *train* sequences
-   (`val/s_measure`, last epoch of its stage-2 CSV log) is shipped; DAVIS val plays no part in the choice.
+0. Of the runs given, the one whose tested weights score the best validation S-measure on its held-out *train*
+   sequences (`tested.val_s_measure` in metrics.json under test_ckpt=best, else the last epoch's `val/s_measure`
+   of its stage-2 CSV log) is shipped; DAVIS val plays no part in the choice.
    Every candidate's score is recorded under `selection`.
 
 1. `WEIGHTS/scnn-davis.ckpt`: the run's final model with only what inference reads (no optimiser state),
@@ -82,7 +83,8 @@ def validation_score(run: Path) -> float:
 
 
 def select_run(runs: list[Path]) -> tuple[Path, dict]:
-    """The run to ship (best final validation S-measure; the first on a tie) and the selection record. A
+    """The run to ship (best validation S-measure of its tested weights, `validation_score`; the first on a tie)
+    and the selection record. A
     single run is shipped as it is; its score is recorded when it has one (null when it validated on nothing)."""
     if len(runs) == 1:  # nothing to choose between
         try:
@@ -93,7 +95,8 @@ def select_run(runs: list[Path]) -> tuple[Path, dict]:
     else:
         scores = {run: validation_score(run) for run in runs}
         best = max(runs, key=scores.__getitem__)
-    return best, {"rule": "highest final val/s_measure on held-out DAVIS-train sequences (DAVIS val unused)",
+    return best, {"rule": "highest val/s_measure of the tested weights on held-out DAVIS-train sequences "
+                          "(DAVIS val unused)",
                   "candidates": {str(run): score for run, score in scores.items()}}
 
 
