@@ -188,7 +188,7 @@ class WeakLabelRefresh(Callback):
 
     def _trust_by_distance(self, dm, held: list) -> dict:
         """What `trust_by_distance` needs: the propagated source's index, its reach (the held-out frames' mean
-        distance to the labels it carries them) and each held-out and unlabelled frame's distance."""
+        distance to the labels it carries to them) and each held-out and unlabelled frame's distance."""
         index = next((i for i, s in enumerate(self.sources) if isinstance(s, PropagatedSource)), None)
         if index is None:
             raise ValueError("weak.propagated_weight=distance needs a 'propagated' source in weak.sources")
