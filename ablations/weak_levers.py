@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 
 from ablations.launch import with_overrides
+from experiments.report.runs import seed_stat
 from scnn_lightning.data.datamodule import budget_keeps
 from scnn_lightning.data.io import read_mask
 from scnn_lightning.data.readers import load_index
@@ -116,7 +117,8 @@ def summary(found: list[dict]) -> list[dict]:
         row = {"lever": lever, "variant": tag, "seeds": len(runs)}
         for key in ("val_s_best", "test_s", "test_max_f", "test_mae"):
             values = [r[key] for r in runs if r[key] is not None]
-            row[key] = (float(np.mean(values)), float(np.std(values, ddof=1))) if len(values) > 1 else None
+            stat = seed_stat(values) if len(values) > 1 else None
+            row[key] = (stat.mean, stat.std) if stat else None
         out.append(row)
     return out
 

@@ -161,7 +161,8 @@ class Stat:
     n: int
 
 
-def _stat(values: list[float]) -> Stat:
+def seed_stat(values: list[float]) -> Stat:
+    """The `Stat` of one score's values over seeds."""
     arr = np.asarray(values, dtype=np.float64)
     return Stat(mean=float(arr.mean()), std=float(arr.std(ddof=1)) if arr.size > 1 else None, n=int(arr.size))
 
@@ -184,7 +185,7 @@ class VariantGroup:
 
     def stat(self, metric: str) -> Stat | None:
         values = [r.scores[metric] for r in self.runs if metric in r.scores]
-        return _stat(values) if values else None
+        return seed_stat(values) if values else None
 
     def pr_curve(self) -> tuple[np.ndarray, np.ndarray] | None:
         """Threshold-wise mean of the seeds' curves (all runs share the 256 thresholds)."""
@@ -202,7 +203,7 @@ class VariantGroup:
         if not timed:
             return None
         keys = [k for k in (*COMPONENTS, "total") if any(k in t for t in timed)]
-        return {k: _stat([t[k] for t in timed if k in t]) for k in keys}
+        return {k: seed_stat([t[k] for t in timed if k in t]) for k in keys}
 
 
 def _label(variant: str, crf: bool, protocol: str, *, show_crf: bool, show_protocol: bool) -> str:
