@@ -84,8 +84,8 @@ def validation_score(run: Path) -> float:
 
 def select_run(runs: list[Path]) -> tuple[Path, dict]:
     """The run to ship (best validation S-measure of its tested weights, `validation_score`; the first on a tie)
-    and the selection record. A
-    single run is shipped as it is; its score is recorded when it has one (null when it validated on nothing)."""
+    and the selection record. A single run is shipped as it is; its score is recorded when it has one (null when
+    it validated on nothing)."""
     if len(runs) == 1:  # nothing to choose between
         try:
             scores = {runs[0]: validation_score(runs[0])}
