@@ -16,7 +16,6 @@ never used to choose). Pt goes through the motion cache (`--cache`), so the stud
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -33,6 +32,7 @@ from scnn_lightning.metrics.sod import SODMetrics, scalar_scores
 from scnn_lightning.motion.classifier import RegionClassifier, collect_regions, fit_mlp, index_of_entries
 from scnn_lightning.motion.provider import MotionProvider
 from scnn_lightning.motion.regions import DEFAULT_DEPTH, RegionFeatureExtractor
+from scnn_lightning.record_paths import record_command
 from scnn_lightning.training.checkpoints import load_fcn, read_checkpoint
 from scnn_lightning.training.records import environment
 from scnn_lightning.utils import write_json
@@ -90,15 +90,21 @@ def train_candidates(train_index, val_index, backbone, *, epochs: list[int], bal
 
 
 @torch.no_grad()
+def spatial_map(stage1, frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Ps of one frame as its saved map would hold it: the network-size sigmoid brought to the frame's size,
+    8-bit, as float32 in [0, 1]."""
+    image = resize({"image": to_tensor_image(frame)}, size)["image"][None]
+    ps_small = torch.sigmoid(stage1(image))[0, 0].numpy()
+    return frame_size_map(ps_small, frame, None).astype(np.float32) / 255
+
+
 def score_maps(entries, provider: MotionProvider, stage1, size: tuple[int, int]) -> dict:
     """Pt, Ps and P = Ps·Pt scored alone on `entries` (every frame with a mask), at the stored frame size."""
     metrics = {name: SODMetrics() for name in ("Pt", "Ps", "P")}
     for seq, index in entries:
         frame = read_frame(seq.frames[index])
         mask = read_mask(seq.frames[index], frame.shape[:2])
-        image = resize({"image": to_tensor_image(frame)}, size)["image"][None]
-        ps_small = torch.sigmoid(stage1(image))[0, 0].numpy()
-        ps = frame_size_map(ps_small, frame, None).astype(np.float32) / 255
+        ps = spatial_map(stage1, frame, size)
         pt = provider.maps(seq, index).pt
         gt = torch.from_numpy(mask.astype(np.float32))[None]
         for name, value in (("Pt", pt), ("Ps", ps), ("P", ps * pt)):
@@ -149,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     stage1_hp = read_checkpoint(args.stage1).get("hyper_parameters", {})
-    record = {"command": shlex.join(["python", "-m", "ablations.temporal_prior", *(argv or sys.argv[1:])]),
+    record = {"command": record_command(["python", "-m", "ablations.temporal_prior", *(argv or sys.argv[1:])]),
               "classifier": args.out.name, "digest": classifier.digest, "stage1": args.stage1.name,
               "stage1_width": stage1_hp.get("width"), "train_frames": len(train.labelled_train_entries()),
               "held_out_sequences": args.val_sequences, "held_out_frames": len(train.labelled_val_entries()),

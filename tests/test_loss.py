@@ -101,3 +101,80 @@ def test_weak_weight_scales_a_weak_frame_against_a_manual_one():
 def test_bad_weak_loss_options_are_named(kwargs, match):
     with pytest.raises(ValueError, match=match):
         WeakLoss(**kwargs)
+
+
+# -- the other losses (`stage1.loss`, `stage2.loss`), by hand on four-pixel images ----------------------------
+from scnn_lightning.data.datamodule import LABEL_TEACHER  # noqa: E402
+from scnn_lightning.models.losses import LOSSES, boundary_weight, get_loss  # noqa: E402
+
+ONE = torch.tensor([True])
+HALF_ON = torch.tensor([1.0, 1.0, 0.0, 0.0]).view(1, 1, 1, 4)
+
+
+def test_bce_at_logit_zero_is_log2_whatever_the_target():
+    assert get_loss("bce")(ZERO_LOGITS, HALF_ON, ONE).item() == pytest.approx(LOG2)
+    assert get_loss("bce")(ZERO_LOGITS, CONFIDENCE, ONE).item() == pytest.approx(LOG2)  # soft targets too
+
+
+def test_bce_iou_adds_one_minus_the_soft_iou():
+    # p = 0.5 everywhere: Σ p t = 1, Σ (p + t − p t) = 2·1 + 2·0.5 = 3, IoU term 1 − (1 + 1) / (3 + 1) = 0.5
+    assert get_loss("bce_iou")(ZERO_LOGITS, HALF_ON, ONE).item() == pytest.approx(LOG2 + 0.5)
+    confident = torch.tensor([20.0, 20.0, -20.0, -20.0]).view(1, 1, 1, 4)  # right everywhere: both terms ~0
+    assert get_loss("bce_iou")(confident, HALF_ON, ONE).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_structure_on_a_flat_label_is_bce_plus_iou():
+    # An all-foreground label has no boundary: weight 1, so log 2 + 1 − (Σ p t + 1) / (Σ (p + t − p t) + 1)
+    # = log 2 + 1 − (2 + 1) / (4 + 1)
+    assert get_loss("structure")(ZERO_LOGITS, torch.ones(1, 1, 1, 4), ONE).item() == pytest.approx(LOG2 + 0.4)
+
+
+def test_boundary_weight_grows_next_to_an_edge():
+    target = torch.tensor([0.0, 0.0, 0.0, 1.0, 1.0, 1.0]).view(1, 1, 1, 6)
+    weight = boundary_weight(target, kernel=3).flatten()
+    # window means (padding not counted): 0, 0, 1/3, 2/3, 1, 1 → 1 + 5·|mean − label|
+    assert torch.allclose(weight, torch.tensor([1.0, 1.0, 1 + 5 / 3, 1 + 5 / 3, 1.0, 1.0]))
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_every_loss_ignores_unlabelled_images_and_stays_finite_on_one_class_labels(name):
+    loss_fn = get_loss(name)
+    logits = torch.randn(3, 1, 24, 24, requires_grad=True)
+    target = torch.stack([torch.zeros(1, 24, 24), torch.ones(1, 24, 24), torch.zeros(1, 24, 24)])
+    valid = torch.tensor([True, True, False])
+    loss = loss_fn(logits, target, valid)
+    loss.backward()
+    assert torch.isfinite(loss) and logits.grad[2].abs().sum() == 0 and logits.grad[:2].abs().sum() > 0
+    assert loss_fn(logits, target, torch.zeros(3, dtype=torch.bool)).item() == 0.0
+
+
+def test_plain_bce_is_calibrated_where_the_balanced_loss_is_not():
+    """A pixel that is foreground in a quarter of the images: BCE's best logit gives 0.25, Eq. 3's more (pitfall:
+    the balance moves uncertain pixels towards foreground)."""
+    target = torch.zeros(4, 1, 2, 2)
+    target[0, 0, 0, 0] = 1.0  # that pixel is foreground in image 0 only; 1 of 4 pixels foreground there
+    target[1:, 0, 0, 1] = 1.0  # the other images have another pixel foreground, so α stays 0.75
+    best = {}
+    for name in ("bce", "balanced"):
+        logit = torch.zeros(1, requires_grad=True)
+        optimizer = torch.optim.SGD([logit], lr=2.0)
+        for _ in range(300):
+            logits = torch.zeros(4, 1, 2, 2).index_put((torch.arange(4), torch.zeros(4, dtype=torch.long),
+                                                        torch.zeros(4, dtype=torch.long), torch.zeros(4, dtype=torch.long)),
+                                                       logit.expand(4))
+            optimizer.zero_grad()
+            get_loss(name)(logits, target, torch.ones(4, dtype=torch.bool)).backward()
+            optimizer.step()
+        best[name] = torch.sigmoid(logit).item()
+    assert best["bce"] == pytest.approx(0.25, abs=0.01)
+    assert best["balanced"] == pytest.approx(0.75 * 0.25 / (0.75 * 0.25 + 0.25 * 0.75), abs=0.01)  # = 0.5
+
+
+def test_an_unknown_loss_lists_the_valid_names():
+    with pytest.raises(ValueError, match="balanced, bce, bce_iou, structure"):
+        get_loss("dice")
+
+
+def test_a_teacher_map_is_always_a_soft_target():
+    target, _, _ = WeakLoss(target="binary").terms(CONFIDENCE, torch.tensor([LABEL_TEACHER]))
+    assert torch.equal(target, CONFIDENCE)

@@ -112,6 +112,28 @@ def read_image(path: str | Path) -> np.ndarray:
     return np.ascontiguousarray(rgb)
 
 
+MAP_SUFFIXES = (".png", ".jpg")  # how saliency maps of other models are stored: <root>/<sequence>/<frame><suffix>
+
+
+def find_map(root: Path, sequence: str, frame: str) -> Path | None:
+    """`root/sequence/frame` with the first of `MAP_SUFFIXES` that exists; None when there is none."""
+    for suffix in MAP_SUFFIXES:
+        path = root / sequence / f"{frame}{suffix}"
+        if path.is_file():
+            return path
+    return None
+
+
+def read_soft_map(path: str | Path, shape: tuple[int, int]) -> np.ndarray:
+    """A saliency map file as (H, W) float32 in [0, 1] (grey 0..255; colour converted to grey), resized
+    bilinearly to `shape` when it has another size."""
+    grey = cv2.cvtColor(read_image(path), cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
+    h, w = shape
+    if grey.shape != (h, w):
+        grey = np.clip(cv2.resize(grey, (w, h), interpolation=cv2.INTER_LINEAR), 0.0, 1.0)
+    return grey
+
+
 def _open_video(path: str | Path) -> cv2.VideoCapture:
     path = Path(path)
     if not path.is_file():

@@ -27,6 +27,7 @@ class FrameRef:
     masks: tuple[Path, ...] = ()
     mask_format: MaskFormat = "gray"
     video_index: int | None = None
+    teacher: Path | None = None  # another model's map of this frame: its soft label when it has no ground truth
 
     @property
     def labelled(self) -> bool:

@@ -38,10 +38,12 @@ class Cascade(nn.Module):
 
     def priors(self, image: torch.Tensor, pt: torch.Tensor | None = None,
                flow_gray: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """The prior maps (B, 1, H, W) this variant stacks with RGB."""
+        """The prior maps (B, 1, H, W) this variant stacks with RGB, and `ps_logits` (FCN1's logits, which a loss
+        on Ps reads) when it has FCN1."""
         maps: dict[str, torch.Tensor] = {}
         if self.fcn1 is not None:
-            maps["ps"] = spatial_prior(self.fcn1(image))
+            maps["ps_logits"] = self.fcn1(image)
+            maps["ps"] = spatial_prior(maps["ps_logits"])
         if "pt" in self.variant.priors or "p" in self.variant.priors:
             assert pt is not None, f"variant {self.variant.code} needs the temporal prior pt"
             maps["pt"] = pt

@@ -21,13 +21,19 @@ from scnn_lightning.data.datamodule import LABEL_WEAK
 from scnn_lightning.metrics.sod import SODMetrics, scalar_scores, sequence_scores
 from scnn_lightning.models.cascade import Cascade
 from scnn_lightning.models.fcn import FCN, FCN2_INITS
-from scnn_lightning.models.losses import WeakLoss, balanced_bce
+from scnn_lightning.models.losses import WeakLoss, get_loss
 from scnn_lightning.models.variants import Variant, get_variant
 from scnn_lightning.models.vgg import DEFAULT_FC6, load_imagenet_vgg16
 from scnn_lightning.training.schedules import SCHEDULES, build_scheduler
+from scnn_lightning.metrics.functional import saved_map_scores
 from scnn_lightning.training.test_scoring import FrameScorer
 from scnn_lightning.training.wandb_media import PANELS, log_wandb_media
 from scnn_lightning.utils import write_png_map
+
+VAL_KEYS = ("mae", "max_f", "s_measure")
+PRIOR_MAPS = ("ps", "pt", "p")  # the prior maps a run scores alone (those its variant has): Ps, Pt, P = Ps·Pt
+VALIDATED_PRIORS = ("ps", "p")  # ... and those it scores every validation epoch (Pt does not train)
+FCN1_MODES = ("train", "frozen", "supervised")
 
 
 class SaliencyModule(L.LightningModule):
@@ -40,9 +46,10 @@ class SaliencyModule(L.LightningModule):
                  weight_decay: float = 0.005, crf: dict | None = None, protocol: str = "pysod",
                  predictions_dir: str | None = None, size: list[int] | None = None,
                  fc6: str = DEFAULT_FC6, fcn2_init: str = "copy", schedule: str = "constant", warmup_steps: int = 0,
-                 weak_target: str = "binary", weak_ignore_band: float = 0.0, weak_weight: float = 1.0):
-        # fc6, fcn2_init, the schedule and the weak-label loss came later: their defaults are what checkpoints
-        # written before them used.
+                 weak_target: str = "binary", weak_ignore_band: float = 0.0, weak_weight: float = 1.0,
+                 loss: str = "balanced"):
+        # fc6, fcn2_init, the schedule, the weak-label loss and `loss` came later: their defaults are what
+        # checkpoints written before them used.
         super().__init__()
         self.save_hyperparameters()  # `size` (the training input size) is kept for inference only
         if fcn2_init not in FCN2_INITS:  # checked here so a typo stops the run before stage 1, not after
@@ -52,7 +59,9 @@ class SaliencyModule(L.LightningModule):
         self.fcn_kwargs = dict(width=width, fc_channels=fc_channels, upsample=upsample, dropout=dropout, fc6=fc6)
         self.crf_params = CRFParams(**crf) if crf else None
         self.weak_loss = WeakLoss(weak_target, weak_ignore_band, weak_weight)
+        self.loss_fn = get_loss(loss)
         self.val_metrics = SODMetrics(protocol="pysod")
+        self.val_prior_metrics = torch.nn.ModuleDict()  # prior maps scored alone every validation (stage 2)
         self.test_metrics = SODMetrics(protocol=protocol)
         self.predictions_dir = Path(predictions_dir) if predictions_dir else None
         self.test_workers = 0  # processes that make the test maps (`FrameScorer`): a machine setting, not the model's
@@ -62,15 +71,33 @@ class SaliencyModule(L.LightningModule):
         checkpoint["scnn"] = {"stage": self.stage, "variant": getattr(self, "variant_code", "image")}
 
     # -- subclasses implement ---------------------------------------------------------------------
-    def forward(self, batch: dict) -> torch.Tensor:  # logits (B, 1, H, W)
+    def outputs(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The logits (B, 1, H, W) and the prior maps behind them (`Cascade.priors`; none for stage 1)."""
         raise NotImplementedError
+
+    def forward(self, batch: dict) -> torch.Tensor:  # logits (B, 1, H, W)
+        return self.outputs(batch)[0]
+
+    def extra_loss(self, maps: dict[str, torch.Tensor], label_loss) -> torch.Tensor | None:
+        """A loss on the prior maps beside the one on the output (stage 2's `fcn1=supervised`); None: none."""
+        return None
 
     # -- training -----------------------------------------------------------------------------------
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         target, pixel_weight, image_weight = self.weak_loss.terms(batch["mask"], batch["label_kind"])
-        loss = balanced_bce(self(batch), target, batch["labelled"], pixel_weight=pixel_weight, image_weight=image_weight)
-        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["mask"]))
-        self.log("train/weak_fraction", (batch["label_kind"] == LABEL_WEAK).float().mean(), batch_size=len(batch["mask"]))
+
+        def label_loss(logits: torch.Tensor) -> torch.Tensor:  # the stage's loss against this batch's labels
+            return self.loss_fn(logits, target, batch["labelled"], pixel_weight=pixel_weight, image_weight=image_weight)
+
+        logits, maps = self.outputs(batch)
+        loss = label_loss(logits)
+        size = len(batch["mask"])
+        extra = self.extra_loss(maps, label_loss)
+        if extra is not None:
+            self.log("train/prior_loss", extra, batch_size=size)
+            loss = loss + extra
+        self.log("train/loss", loss, prog_bar=True, batch_size=size)
+        self.log("train/weak_fraction", (batch["label_kind"] == LABEL_WEAK).float().mean(), batch_size=size)
         return loss
 
     def configure_optimizers(self):
@@ -78,10 +105,11 @@ class SaliencyModule(L.LightningModule):
         where a plain 16-layer ReLU stack without ImageNet weights barely moves under SGD in a few epochs.
         With a schedule other than the paper's constant rate (or a warm-up), its scheduler steps every step."""
         hp = self.hparams
+        groups = self.parameter_groups()
         if hp.optimizer == "sgd":
-            optimizer = torch.optim.SGD(self.parameters(), lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay)
+            optimizer = torch.optim.SGD(groups, lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay)
         elif hp.optimizer == "adam":
-            optimizer = torch.optim.AdamW(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+            optimizer = torch.optim.AdamW(groups, lr=hp.lr, weight_decay=hp.weight_decay)
         else:
             raise ValueError(f"optimizer must be 'sgd' or 'adam', got {hp.optimizer!r}")
         if hp.schedule == "constant" and not hp.warmup_steps:
@@ -89,6 +117,10 @@ class SaliencyModule(L.LightningModule):
         scheduler = build_scheduler(optimizer, hp.schedule, total_steps=self.scheduled_steps(),
                                     warmup_steps=hp.warmup_steps)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def parameter_groups(self) -> list[dict]:
+        """The optimizer's parameter groups: every trainable parameter at the stage's rate."""
+        return [{"params": [p for p in self.parameters() if p.requires_grad]}]
 
     def scheduled_steps(self) -> int:
         """The stage's optimizer steps. Lightning counts them from the first epoch's loader; with weak labels the
@@ -110,12 +142,17 @@ class SaliencyModule(L.LightningModule):
         return torch.sigmoid(self(batch))[:, 0]
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self.val_metrics.update(self.saliency(batch), batch["mask"][:, 0])
+        logits, maps = self.outputs(batch)
+        self.val_metrics.update(torch.sigmoid(logits)[:, 0], batch["mask"][:, 0])
+        for name in self.val_prior_metrics:
+            self.val_prior_metrics[name].update(maps[name][:, 0], batch["mask"][:, 0])
 
     def on_validation_epoch_end(self) -> None:
-        scores = self.val_metrics.compute()
-        self.log_dict({f"val/{k}": float(scores[k]) for k in ("mae", "max_f", "s_measure")})
-        self.val_metrics.reset()
+        """`val/<score>` of the output and `val/<prior>_<score>` of each recorded prior map scored alone."""
+        for prefix, metric in [("", self.val_metrics), *((f"{n}_", m) for n, m in self.val_prior_metrics.items())]:
+            scores = metric.compute()
+            self.log_dict({f"val/{prefix}{k}": float(scores[k]) for k in VAL_KEYS})
+            metric.reset()
 
     def on_test_epoch_start(self) -> None:
         """One metric per test set (`SaliencyDataModule.test_set_names`) beside the pooled `test_metrics`."""
@@ -124,6 +161,7 @@ class SaliencyModule(L.LightningModule):
             raise ValueError("test with a SaliencyDataModule that has test sources: its test sets name the scores")
         self.set_metrics = {name: SODMetrics(protocol=self.hparams.protocol).to(self.device) for name in names}
         self.test_metrics.reset()
+        self.test_prior_metrics = {name: SODMetrics(protocol="pysod").to(self.device) for name in self.prior_names()}
         self.scorer = FrameScorer(self.crf_params, self.test_workers)
         self.sequence_rows: dict[tuple[str, str], list] = {}  # (set, sequence) -> [(frame index, score row)]
         self.panels = []  # a few (frame | ground truth | prediction) panels for the dashboards
@@ -134,7 +172,9 @@ class SaliencyModule(L.LightningModule):
         if "frame_full" not in batch or "dataset" not in batch:
             raise KeyError("test batches need `dataset`, `frame_full` and `mask_full` "
                            "(as SaliencyDataModule.test_dataloader gives them)")
-        maps = self.saliency(batch).float().cpu().numpy()
+        logits, priors = self.outputs(batch)
+        maps = torch.sigmoid(logits)[:, 0].float().cpu().numpy()
+        self.score_priors(priors, batch)
         for i, (saved, row) in enumerate(self.scorer(maps, batch["frame_full"], batch["mask_full"])):
             frame, mask = batch["frame_full"][i], batch["mask_full"][i]
             name, seq, index = batch["dataset"][i], batch["sequence"][i], int(batch["index"][i])
@@ -145,6 +185,18 @@ class SaliencyModule(L.LightningModule):
                 write_png_map(self.predictions_dir / name / seq / f"{batch['name'][i]}.png", saved)
             if len(self.panels) < PANELS:
                 self.panels.append(np.concatenate([frame, _gray3(mask * 255), _gray3(saved)], axis=1))
+
+    def prior_names(self) -> list[str]:
+        """The prior maps of `PRIOR_MAPS` this module's variant has (none for stage 1)."""
+        return []
+
+    def score_priors(self, priors: dict[str, torch.Tensor], batch: dict) -> None:
+        """Each prior map alone, scored as a saliency map without the CRF (frame size, 8-bit): a report of what
+        the cascade sees, never used to choose anything."""
+        for name, metric in self.test_prior_metrics.items():
+            maps = priors[name][:, 0].float().cpu().numpy()
+            for saliency, frame, mask in zip(maps, batch["frame_full"], batch["mask_full"]):
+                metric.update(scores=saved_map_scores(frame_size_map(saliency, frame, None), mask))
 
     def frame_map(self, saliency: np.ndarray, frame: np.ndarray) -> np.ndarray:
         """A network-size map brought to `frame`'s size (bilinear), refined there by the CRF when it is on,
@@ -157,6 +209,7 @@ class SaliencyModule(L.LightningModule):
         self.test_set_scores = {name: metric.compute() for name, metric in self.set_metrics.items()}
         self.test_sequence_scores = self._sequence_scores()
         self.test_scores = self.test_metrics.compute()
+        self.test_prior_scores = {name: scalar_scores(m.compute()) for name, m in self.test_prior_metrics.items()}
         logged = {f"test/{k}": float(v) for k, v in scalar_scores(self.test_scores).items()}
         for name, scores in self.test_set_scores.items():
             logged.update({f"test/{name}/{k}": float(v) for k, v in scalar_scores(scores).items()})
@@ -206,8 +259,14 @@ class ImageStageModule(SaliencyModule):
     def init_from_imagenet(self, path: str | Path) -> None:
         load_imagenet_vgg16(self.fcn.backbone, path)
 
-    def forward(self, batch: dict) -> torch.Tensor:
-        return self.fcn(batch["image"])
+    def init_from_stage1(self, stage1: FCN) -> None:
+        """Start from another stage-1 FCN (`stage1.init`: fine-tune a finished one on other data or another loss)."""
+        if stage1.backbone.fc6_name != self.hparams.fc6:
+            raise ValueError(f"stage1.init has fc6={stage1.backbone.fc6_name!r}, this run fc6={self.hparams.fc6!r}")
+        self.fcn.load_state_dict(stage1.state_dict())
+
+    def outputs(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        return self.fcn(batch["image"]), {}
 
 
 class VariantModule(SaliencyModule):
@@ -216,10 +275,23 @@ class VariantModule(SaliencyModule):
     stage = "video"
     variant_code: ClassVar[str]
 
-    def __init__(self, **kwargs):
+    def __init__(self, *, fcn1: str = "train", fcn1_lr_scale: float = 1.0, fcn1_loss_weight: float = 1.0, **kwargs):
+        """`fcn1`: how stage 2 treats FCN1 (the spatial prior's network; variants without it ignore this) —
+        `train` (the paper: it learns only through the prior it feeds FCN2, at `fcn1_lr_scale` × the stage's
+        rate), `frozen` (it keeps stage 1's weights) or `supervised` (it also learns from the stage's loss on
+        Ps against the same labels, weighted `fcn1_loss_weight`, so Ps stays a saliency map: without its own
+        signal a map trained only through Ps·Pt can drift to a constant)."""
         super().__init__(**kwargs)
+        if fcn1 not in FCN1_MODES:
+            raise ValueError(f"stage2.fcn1 must be one of {', '.join(FCN1_MODES)}, got {fcn1!r}")
+        if not fcn1_lr_scale >= 0.0 or not fcn1_loss_weight >= 0.0:
+            raise ValueError(f"stage2.fcn1_lr_scale and stage2.fcn1_loss_weight must be >= 0, got "
+                             f"{fcn1_lr_scale!r} and {fcn1_loss_weight!r}")
         self.variant: Variant = get_variant(self.variant_code)
         self.model = Cascade(self.variant, **self.fcn_kwargs)
+        self.val_prior_metrics.update({name: SODMetrics(protocol="pysod")
+                                       for name in VALIDATED_PRIORS if name in self.prior_names()})
+        self.freeze_fcn1()
 
     def init_from_stage1(self, stage1: FCN) -> None:
         """Build the cascade from the image-stage FCN (FCN1 copied, FCN2 by Eq. 2, conv1_1 per `fcn2_init`)."""
@@ -227,10 +299,35 @@ class VariantModule(SaliencyModule):
             raise ValueError(f"the stage-1 FCN has fc6={stage1.backbone.fc6_name!r}, this cascade "
                              f"fc6={self.hparams.fc6!r}: both stages need the same fc6 layout")
         self.model = Cascade.from_stage1(self.variant, stage1, fcn2_init=self.hparams.fcn2_init, **self.fcn_kwargs)
+        self.freeze_fcn1()
 
-    def forward(self, batch: dict) -> torch.Tensor:
-        logits, _ = self.model(batch["image"], batch.get("pt"), batch.get("flow_gray"))
-        return logits
+    def freeze_fcn1(self) -> None:
+        """`fcn1=frozen`: no gradient reaches FCN1 (it has no dropout or normalisation that training would change)."""
+        if self.model.fcn1 is not None and self.hparams.fcn1 == "frozen":
+            self.model.fcn1.requires_grad_(False)
+
+    def prior_names(self) -> list[str]:
+        names = {"p", "pt"} if "p" in self.variant.priors else set(self.variant.priors)
+        names |= {"ps"} if self.model.fcn1 is not None else set()
+        return [name for name in PRIOR_MAPS if name in names]
+
+    def outputs(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        return self.model(batch["image"], batch.get("pt"), batch.get("flow_gray"))
+
+    def extra_loss(self, maps: dict[str, torch.Tensor], label_loss) -> torch.Tensor | None:
+        if self.hparams.fcn1 != "supervised" or "ps_logits" not in maps:
+            return None
+        return self.hparams.fcn1_loss_weight * label_loss(maps["ps_logits"])
+
+    def parameter_groups(self) -> list[dict]:
+        """FCN1 at `fcn1_lr_scale` × the rate (its own group, so every schedule scales it too), the rest at the
+        rate; a frozen FCN1 is in no group."""
+        fcn1 = self.model.fcn1
+        if fcn1 is None or self.hparams.fcn1 == "frozen":
+            return super().parameter_groups()
+        own = {id(p) for p in fcn1.parameters()}
+        rest = [p for p in self.parameters() if id(p) not in own and p.requires_grad]
+        return [{"params": rest}, {"params": list(fcn1.parameters()), "lr": self.hparams.lr * self.hparams.fcn1_lr_scale}]
 
 
 def _gray3(m: np.ndarray) -> np.ndarray:

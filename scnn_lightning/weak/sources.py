@@ -15,13 +15,12 @@ from typing import Protocol, runtime_checkable
 import cv2
 import numpy as np
 
-from scnn_lightning.data.io import read_image
+from scnn_lightning.data.io import MAP_SUFFIXES, find_map, read_soft_map
 from scnn_lightning.data.records import FrameRef
 from scnn_lightning.errors import DataError
 from scnn_lightning.motion.cache import frame_identity
 from scnn_lightning.weak.classical import CLASSICAL_MODELS
 
-MAP_SUFFIXES = (".png", ".jpg")
 PREDICTION = "prediction"  # spec name of the network's own maps in `build_sources`
 PROPAGATED = "propagated"  # spec name of the warped ground truth (`propagated.PropagatedSource`)
 
@@ -70,11 +69,7 @@ class FolderSource:
         return self.root / frame.sequence / f"{frame.name}{MAP_SUFFIXES[0]}"
 
     def find(self, frame: FrameRef) -> Path | None:
-        for suffix in MAP_SUFFIXES:
-            path = self.root / frame.sequence / f"{frame.name}{suffix}"
-            if path.is_file():
-                return path
-        return None
+        return find_map(self.root, frame.sequence, frame.name)
 
     def check(self, frames: Iterable[FrameRef]) -> list[str]:
         """Expected paths of every frame whose map is missing (empty list: all present)."""
@@ -86,8 +81,7 @@ class FolderSource:
             raise DataError(
                 self.expected_path(frame), f"saliency map of source '{self.name}' missing (also tried .jpg)"
             )
-        grey = cv2.cvtColor(read_image(path), cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
-        return _fit_to_frame(grey, image, path)
+        return read_soft_map(path, image.shape[:2])
 
 
 class ClassicalSource:
