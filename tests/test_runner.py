@@ -42,6 +42,13 @@ def test_each_ablation_runs_end_to_end(code, tmp_path, data_dir, stage1_ckpt):
     assert first_conv.shape[1] == VARIANTS[code].in_channels
     predictions = list((tmp_path / "predictions").rglob("*.png"))
     assert predictions, "test maps were not written"
+    # each prior map the variant has, scored alone on the test set; Ps and P also every validation epoch
+    priors = {"SCNN": {"ps", "pt", "p"}, "NA": {"ps", "pt", "p"}, "FP": {"ps", "pt"}, "FG": {"ps"}, "OS": {"ps"},
+              "OT": {"pt"}, "sFCN": set()}[code]
+    assert set(written["priors"]) == priors
+    assert all(METRIC_KEYS <= set(scores) and 0.0 <= scores["s_measure"] <= 1.0 for scores in written["priors"].values())
+    header = (tmp_path / "val_curve.csv").read_text().splitlines()[0].split(",")
+    assert {f"{prior}_{key}" for prior in priors & {"ps", "p"} for key in ("s_measure", "max_f", "mae")} <= set(header)
     weak_rounds = sorted(p.name for p in (tmp_path / "weak_labels").glob("round_*"))
     if VARIANTS[code].weak_labels:
         assert weak_rounds == ["round_000"]  # G0 before the one epoch; no epoch would train on a G1

@@ -20,10 +20,12 @@ from scnn_lightning.utils import atomic_path
 
 CURVE_KEYS = ("val/s_measure", "val/max_f", "val/mae")
 CURVE_FIELDS = ("epoch", "step", "lr", "s_measure", "max_f", "mae")
+PRIOR_CURVE_KEYS = tuple(f"val/{prior}_{key.split('/')[1]}" for prior in ("ps", "p") for key in CURVE_KEYS)
 
 
 class ValidationCurve(Callback):
-    """Writes `path` (CSV, one row per validation epoch: epoch, optimizer steps, learning rate, S, max-F, MAE).
+    """Writes `path` (CSV, one row per validation epoch: epoch, optimizer steps, learning rate, S, max-F, MAE, and
+    for a stage-2 variant with FCN1 the same of Ps alone and P = Ps·Pt alone: ps_s_measure, ..., p_mae).
 
     The rows live in the callback's checkpointed state, so a resumed run rewrites the file with exactly the
     epochs it has behind it (none from an interrupted epoch)."""
@@ -43,7 +45,9 @@ class ValidationCurve(Callback):
             return
         lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else float("nan")
         row = {"epoch": trainer.current_epoch, "step": trainer.global_step, "lr": float(lr),
-               **{key.split("/")[1]: float(trainer.callback_metrics[key]) for key in CURVE_KEYS}}
+               **{key.split("/")[1]: float(trainer.callback_metrics[key]) for key in CURVE_KEYS},
+               **{key.split("/")[1]: float(trainer.callback_metrics[key]) for key in PRIOR_CURVE_KEYS
+                  if key in trainer.callback_metrics}}
         self.rows = [r for r in self.rows if r["epoch"] < row["epoch"]] + [row]
         if trainer.is_global_zero:
             write_curve(self.path, self.rows)
@@ -51,7 +55,8 @@ class ValidationCurve(Callback):
 
 def write_curve(path: Path, rows: list[dict]) -> None:
     with atomic_path(path) as tmp, tmp.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=CURVE_FIELDS)
+        extra = [key.split("/")[1] for key in PRIOR_CURVE_KEYS if rows and key.split("/")[1] in rows[-1]]
+        writer = csv.DictWriter(handle, fieldnames=[*CURVE_FIELDS, *extra])
         writer.writeheader()
         writer.writerows(rows)
 
