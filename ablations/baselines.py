@@ -42,6 +42,7 @@ from scnn_lightning.data.readers import load_index
 from scnn_lightning.data.records import FrameRef
 from scnn_lightning.errors import DataError
 from scnn_lightning.evaluate import evaluate_folders
+from scnn_lightning.record_paths import record_command, record_path
 from scnn_lightning.utils import atomic_path, write_json, write_png_map
 from scnn_lightning.weak.classical import CLASSICAL_MODELS, center_prior
 from scnn_lightning.weak.fusion import GramAccumulator, fuse_maps
@@ -205,7 +206,7 @@ def run_baselines(davis: Path, saliency: Path, out: Path, work: Path, *, label_e
     results = evaluate_methods({**views, **computed}, davis, work)
     record = {
         "command": command,
-        "davis": str(davis), "saliency": str(saliency),
+        "davis": record_path(davis), "saliency": record_path(saliency),
         "protocol": "pysod", "temporal": False, "scored_at": "ground-truth size as stored",
         "val_sequences": len(val_sequences), "val_frames": len(val.frames),
         "fusion": {"sources": [s.name for s in sources], "weights": [round(float(w), 6) for w in weights],
@@ -233,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.label_every < 1:
         parser.error("--label-every must be >= 1")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    command = "python -m ablations.baselines " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = record_command(["python", "-m", "ablations.baselines", *(argv if argv is not None else sys.argv[1:])])
     try:
         rows = run_baselines(args.davis, args.saliency, args.out, args.work, label_every=args.label_every,
                              fusion=args.fusion, command=command)

@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -55,6 +54,7 @@ from experiments.report.wins import wins_section
 from scnn_lightning.data.datamodule import name_of_test_set
 from scnn_lightning.errors import DataError
 from scnn_lightning.models.variants import VARIANTS
+from scnn_lightning.record_paths import record_command
 from scnn_lightning.utils import atomic_path
 
 # Overrides the launcher sets per job (ablations/launch.py `plan`), so not part of the study-wide ones.
@@ -117,7 +117,7 @@ def launch_command(root: Path, runs: list[Run]) -> tuple[str | None, str]:
     candidates = list(dict.fromkeys(o for _, found in kept for o in found))
     shared = [o for o in candidates if all(o in found or override_key(o) in keys for keys, found in kept)]
     differing = sorted(o for o in candidates if o not in shared)
-    command = shlex.join(["python", "-m", "ablations.launch", "--out", str(root),
+    command = record_command(["python", "-m", "ablations.launch", "--out", str(root),
                           "--seeds", *map(str, sorted({r.seed for r in runs})), "--variants", *variants,
                           "--extras", *extras, "--", *shared])
     note = f"not every run had these overrides, so they are left out: {', '.join(differing)}" if differing else ""
@@ -272,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_records and args.records is not None:
         parser.error("--records and --no-records exclude each other")
     records = None if args.no_records else args.records or args.out / "runs"
-    command = shlex.join(["python", "-m", "ablations.collect", *(sys.argv[1:] if argv is None else argv)])
+    command = record_command(["python", "-m", "ablations.collect", *(sys.argv[1:] if argv is None else argv)])
     try:
         args.out.mkdir(parents=True, exist_ok=True)
         report = collect(args.root, args.out, gt=args.gt, dataset=args.dataset, split=args.split,

@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 import subprocess
 import sys
 import time
@@ -46,6 +45,7 @@ from pathlib import Path
 from experiments.report.records import copy_records
 from scnn_lightning.errors import DataError
 from scnn_lightning.models.variants import VARIANTS
+from scnn_lightning.record_paths import record_command
 from scnn_lightning.utils import write_json
 
 STUDY_FILE = "study.json"
@@ -120,7 +120,7 @@ def read_study(out: Path) -> list[dict]:
 def record_study(out: Path, argv: list[str], jobs: list[tuple]) -> None:
     """Add this launch to OUT/study.json, unless the same command is already its last entry (a resume)."""
     launches = read_study(out)
-    entry = {"command": shlex.join(["python", "-m", "ablations.launch", *argv]),
+    entry = {"command": record_command(["python", "-m", "ablations.launch", *argv]),
              "runs": [run_dir.relative_to(out).as_posix() for run_dir, _ in jobs]}
     if not launches or launches[-1] != entry:
         write_json(out / STUDY_FILE, {"launches": [*launches, entry]})

@@ -40,6 +40,7 @@ from scnn_lightning.data.readers import load_index
 from scnn_lightning.errors import DataError
 from scnn_lightning.inference.overlay import blend
 from scnn_lightning.inference.checkpoint import CLASSIFIER_IN_RUN, load_checkpoint, save_inference_checkpoint
+from scnn_lightning.record_paths import in_record_form, record_command, record_path
 from scnn_lightning.utils import atomic_path, write_json
 from scnn_lightning.weights import DEFAULT_CHECKPOINT, register_weights_resolver
 
@@ -97,7 +98,7 @@ def select_run(runs: list[Path]) -> tuple[Path, dict]:
         best = max(runs, key=scores.__getitem__)
     return best, {"rule": "highest val/s_measure of the tested weights on held-out DAVIS-train sequences "
                           "(DAVIS val unused)",
-                  "candidates": {str(run): score for run, score in scores.items()}}
+                  "candidates": {record_path(run): score for run, score in scores.items()}}
 
 
 def copy_weights(ckpt: Path, classifier: Path, weights: Path) -> Path:
@@ -125,8 +126,8 @@ def measure(davis: Path, work: Path, ckpt: Path | None) -> tuple[dict, list[dict
     metrics = json.loads((scores / "metrics.json").read_text())
     with (scores / "per_sequence.csv").open() as handle:
         rows = list(csv.DictReader(handle))
-    commands = {"predict": "python -m scnn_lightning.predict " + " ".join(predict_args),
-                "evaluate": "python -m scnn_lightning.evaluate " + " ".join(evaluate_args)}
+    commands = {"predict": record_command(["python", "-m", "scnn_lightning.predict", *predict_args]),
+                "evaluate": record_command(["python", "-m", "scnn_lightning.evaluate", *evaluate_args])}
     return metrics, rows, commands
 
 
@@ -175,7 +176,7 @@ def training_record(run: Path) -> dict:
                      "batch_size": pick("data.batch_size"), "max_epochs": pick("trainer.max_epochs"),
                      "stage1_lr": pick("stage1.lr"), "stage2_lr": pick("stage2.lr"), "seed": pick("seed"),
                      "motion_prior": pick("motion.prior")},
-        "overrides": overrides,
+        "overrides": in_record_form(overrides),
     }
 
 
@@ -193,7 +194,7 @@ def ship(runs: list[Path], davis: Path, weights: Path, results: Path, work: Path
         "model": loaded.code,
         "checkpoint": shipped.name,
         "checkpoint_mb": round(shipped.stat().st_size / 2**20, 2),
-        "source_run": str(run),
+        "source_run": record_path(run),
         "selection": selection,
         "training": training_record(run),
         "predict_defaults": {"crf": loaded.crf is not None, "network_size": list(loaded.trained_size or []),
@@ -202,7 +203,7 @@ def ship(runs: list[Path], davis: Path, weights: Path, results: Path, work: Path
         "metrics": {"davis_val": {**{k: metrics[k] for k in METRIC_KEYS}, "frames": metrics["frames"],
                                   "protocol": metrics["protocol"], "scored_at": "240x427 (as stored)"}},
         "run_test_scores": run_metrics.get("datasets", {}).get("davis-val"),
-        "commands": {"ship": "python -m ablations.ship " + " ".join(sys.argv[1:]), **commands},
+        "commands": {"ship": record_command(["python", "-m", "ablations.ship", *sys.argv[1:]]), **commands},
     }
     write_json(weights / f"{SHIPPED_NAME}.json", card)
     return card

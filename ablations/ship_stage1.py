@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import sys
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from omegaconf import OmegaConf
 
 from scnn_lightning.errors import DataError
 from scnn_lightning.inference.checkpoint import load_checkpoint, save_inference_checkpoint
+from scnn_lightning.record_paths import record_command, record_path
 from scnn_lightning.training.records import read_curve
 from scnn_lightning.utils import write_json
 
@@ -62,8 +62,8 @@ def ship_stage1(run: Path, weights: Path) -> dict:
         "last_val_s_measure": curve[-1]["s_measure"],
         "train_seconds": done.get("train_seconds"), "environment": done.get("environment"),
         "licence": LICENCE,
-        "commands": {"retrain": RETRAIN, "ship": shlex.join(["python", "-m", "ablations.ship_stage1", str(run)])},
-        "source_run": str(run),
+        "commands": {"retrain": RETRAIN, "ship": record_command(["python", "-m", "ablations.ship_stage1", str(run)])},
+        "source_run": record_path(run),
     }
     write_json(weights / f"{NAME}.json", card)
     return card

@@ -36,6 +36,7 @@ from experiments.report.runs import seed_stat
 from scnn_lightning.data.datamodule import budget_keeps
 from scnn_lightning.data.io import read_mask
 from scnn_lightning.data.readers import load_index
+from scnn_lightning.record_paths import record_path
 from scnn_lightning.utils import write_json
 from scnn_lightning.weak.fit import RoundScores
 from scnn_lightning.weak.store import WeakLabelStore
@@ -167,7 +168,7 @@ def oracle(run_dir: Path, davis: Path, out: Path) -> dict:
             scores.add_label(store.read_label(r, name, frame), None, hidden.numpy().astype(np.uint8),
                              min(abs(index - j) for j in budget))
         rounds.append({"round": r, **scores.oracle_summary()})
-    result = {"run": str(run_dir), "davis": str(davis), "rounds": rounds}
+    result = {"run": record_path(run_dir), "davis": record_path(davis), "rounds": rounds}
     write_json(out, result)
     return result
 

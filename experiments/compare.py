@@ -37,6 +37,7 @@ from experiments.report.tables import metrics_table, runtime_table, write_summar
 from experiments.report.weak_rounds import weak_rounds_section
 from scnn_lightning.data.datamodule import name_of_test_set
 from scnn_lightning.errors import DataError
+from scnn_lightning.record_paths import record_path
 from scnn_lightning.utils import atomic_path
 
 
@@ -132,7 +133,8 @@ def _markdown(groups, runs, warnings: list[str], *, has_pr: bool, grid_seeds: di
         if gt is None:
             source = "no ground-truth data given (`--gt`), so only the maps are shown"
         else:
-            source = f"input frames and ground truth from {dataset} at `{gt}`" + (f" (split {split})" if split else "")
+            source = (f"input frames and ground truth from {dataset} at `{record_path(gt)}`"
+                      + (f" (split {split})" if split else ""))
         if test_set is not None:
             source += f"; maps of test set `{test_set}`"
         shown = (f"seed {next(iter(grid_seeds.values()))} for every variant" if len(set(grid_seeds.values())) == 1

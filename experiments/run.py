@@ -46,6 +46,7 @@ from scnn_lightning.motion.provider import MotionProvider
 from scnn_lightning.training.checkpoints import (AtomicCheckpointIO, checkpoint_stage, checkpoint_variant, load_fcn,
                                                  read_checkpoint)
 from scnn_lightning.metrics.sod import scalar_scores
+from scnn_lightning.record_paths import record_path
 from scnn_lightning.training.module import ImageStageModule, create_module
 from scnn_lightning.training.records import ValidationCurve, environment, read_curve
 from scnn_lightning.utils import atomic_path, write_json
@@ -261,7 +262,7 @@ def run(cfg: DictConfig) -> dict:
     if (out / "temporal" / "region_classifier.pt").is_file():
         log.info("region classifier: %s", out / "temporal" / "region_classifier.pt")
     if cfg.stage1_only:  # stage 1 and the region classifier, shared by the variants of a study seed
-        done = {"stage1_checkpoint": str(stage1_ckpt), "train_seconds": round(time.time() - started, 1),
+        done = {"stage1_checkpoint": record_path(stage1_ckpt), "train_seconds": round(time.time() - started, 1),
                 "environment": environment()}
         write_json(out / "stage1.json", done)
         return done
@@ -303,8 +304,8 @@ def run(cfg: DictConfig) -> dict:
     metrics = {"variant": variant.code, "tag": cfg.tag, "protocol": cfg.protocol, "crf": bool(cfg.crf), "seed": cfg.seed,
                **scalar_scores(module.test_scores),
                "datasets": {name: scalar_scores(s) for name, s in module.test_set_scores.items()},
-               "checkpoint": str(trained or out / "checkpoints" / f"{tested['checkpoint']}.ckpt"),
-               "tested": tested, "stage1_checkpoint": str(stage1_ckpt),
+               "checkpoint": record_path(trained or out / "checkpoints" / f"{tested['checkpoint']}.ckpt"),
+               "tested": tested, "stage1_checkpoint": record_path(stage1_ckpt),
                "train_seconds": round(time.time() - started, 1), "environment": environment()}
     if trainer.is_global_zero:
         write_json(out / "metrics.json", metrics)

@@ -25,6 +25,7 @@ from scnn_lightning.errors import DataError
 from scnn_lightning.evaluate import evaluate_folders
 from scnn_lightning.predict import main as predict_main
 from scnn_lightning.weak.sources import FolderSource, build_sources
+from scnn_lightning.weak.store import WeakLabelStore
 from tests.conftest import CONFIG_DIR, SHARED
 from tests.davis_fixture import blurred_truth, saliency_folders, tiny_davis, tiny_duts
 
@@ -113,10 +114,11 @@ def test_the_study_runs_end_to_end_on_tiny_layouts(tiny_scnn_run, tiny_layouts):
     assert (tmp_path / "stage1" / "checkpoints" / "last.ckpt").is_file()  # stage 1 on the DUTS images
     assert (tmp_path / "temporal" / "region_classifier.pt").is_file()
     train = {s.name for s in load_index("davis", tiny_layouts["davis"], "train").sequences}
+    store = WeakLabelStore(tmp_path / "weak_labels")
     for round_, sources in ((0, ["csnet-x1", "csnet-x2", "mbd"]), (1, ["csnet-x1", "csnet-x2", "mbd", "prediction"])):
-        manifest = json.loads((tmp_path / "weak_labels" / f"round_{round_:03d}" / "manifest.json").read_text())
-        assert manifest["sources"] == sources
-        assert manifest["frames"] and {seq for seq, _ in manifest["frames"]} <= train  # weak labels: train only
+        assert store.manifest(round_)["sources"] == sources
+        frames = store.frames(round_)
+        assert frames and {seq for seq, _ in frames} <= train  # weak labels: train only
     assert not (tmp_path / "weak_labels" / "round_002").exists()  # no round after the last epoch
     val = load_index("davis", tiny_layouts["davis"], "val").sequences
     assert {p.parent.name for p in (tmp_path / "predictions").rglob("*.png")} <= {s.name for s in val}

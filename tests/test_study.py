@@ -83,11 +83,13 @@ def test_tiny_study_runs_and_collects(tmp_path, data_dir):
     manifests = {p.relative_to(study / "seed0").as_posix()
                  for p in study.glob("seed0/*/weak_labels/round_*/manifest.json")}
     assert {"OS/weak_labels/round_000/manifest.json", "SCNN/weak_labels/round_000/manifest.json"} <= manifests
+    frame_lists = {p.relative_to(study / "seed0").as_posix() for p in study.glob("seed0/*/weak_labels/frames-*.json")}
+    assert {p.split("/")[0] for p in frame_lists} == {"OS", "SCNN"}  # each run keeps its lists once, not per round
     stage1 = {f"stage1/{name}" for name in ("stage1.json", "config.yaml", "overrides.yaml",
                                             "logs/stage1/version_0.csv", "stage1_val_curve.csv")}
     curves = {f"{tag}/val_curve.csv" for tag in ("OS", "SCNN")}  # SCNN-noCRF tests SCNN's model: no training
     assert {p.relative_to(records).as_posix() for p in records.rglob("*") if p.is_file()} == \
-        expected | manifests | logs | stage1 | curves
+        expected | manifests | frame_lists | logs | stage1 | curves
     assert json.loads((records / "SCNN" / "metrics.json").read_text()) == metrics["SCNN"]
     assert read_study(results / "runs") == read_study(study)  # the plan travels with the records
 

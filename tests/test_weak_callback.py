@@ -65,7 +65,7 @@ def read_round(store: WeakLabelStore, r: int) -> dict[tuple[str, str], np.ndarra
 def test_rounds_follow_algorithm_1(run):
     store, dm = run["store"], run["dm"]
     assert store.rounds() == [0, 1, 2]  # G0 before epoch 0, then one round after each epoch but the last
-    held = [list(frame_key(e)) for e in dm.fusion_holdout_entries()]
+    held = [frame_key(e) for e in dm.fusion_holdout_entries()]
     assert len(held) == 2 and {seq for seq, _ in held} == {"syn0000", "syn0001"}  # one per clip
     for r in (0, 1, 2):
         manifest = store.manifest(r)
@@ -84,9 +84,9 @@ def test_rounds_follow_algorithm_1(run):
         for scores in (quality, *quality["sources"].values()):
             assert all(0.0 <= scores[k] <= 1.0 for k in ("fused_iou", "fused_mae", "label_iou", "label_mae"))
         assert manifest["stats"]["iou_on_labelled"] == quality["label_iou"]
-        assert manifest["holdout"] | {"frames": None} == {"fraction": 0.25, "seed": 0, "count": 2, "frames": None,
-                                                          "hash": run["weak"].holdout_hash}
-        assert manifest["holdout"]["frames"] == held
+        assert manifest["holdout"] | {"frames_file": None} == {"fraction": 0.25, "seed": 0, "count": 2,
+                                                               "frames_file": None, "hash": run["weak"].holdout_hash}
+        assert store.read_frame_list(manifest["holdout"]["frames_file"]) == held
         changed = manifest["stats"]["changed_fraction"]
         assert changed is None if r == 0 else 0.0 <= changed <= 1.0
         assert manifest["network"] == (None if r == 0 else "current")

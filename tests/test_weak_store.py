@@ -145,7 +145,33 @@ def test_manifest_is_plain_json(tmp_path):
     path = _write(store, 5, _labels(8))
     text = json.loads((path / "manifest.json").read_text())
     assert text["labels_hash"] == store.labels_hash(5)
-    assert [tuple(f) for f in text["frames"]] == sorted(_labels(8))
+    assert [tuple(f) for f in json.loads((tmp_path / text["frames_file"]).read_text())] == sorted(_labels(8))
+
+
+def test_a_run_keeps_its_frame_list_once_and_manifests_that_list_the_frames_still_read(tmp_path):
+    store = WeakLabelStore(tmp_path)
+    labels = _labels(8, n=6)
+    for round in range(3):
+        _write(store, round, labels)
+    (listed,) = tmp_path.glob("frames-*.json")  # one file for the three rounds that label the same frames
+    assert listed.read_text().splitlines()[1] == '  ["seq0", "frame_00000"],'  # one frame a line
+    for round in range(3):
+        manifest = json.loads((store.round_dir(round) / "manifest.json").read_text())
+        assert "frames" not in manifest and tmp_path / manifest["frames_file"] == listed
+        assert store.frames(round) == sorted(labels)
+    _write(store, 3, _labels(9, n=2))  # other frames: a file of their own
+    assert len(list(tmp_path.glob("frames-*.json"))) == 2 and store.frames(1) == sorted(labels)
+
+    # A manifest written before the frame list had its own file holds the list itself.
+    path = store.round_dir(1) / "manifest.json"
+    old = json.loads(path.read_text())
+    del old["frames_file"]
+    path.write_text(json.dumps({**old, "frames": [list(key) for key in sorted(labels)]}, indent=2))
+    assert store.frames(1) == sorted(labels)
+    assert store.hash_on_disk(1) == store.labels_hash(1)
+    path.write_text(json.dumps({**old, "frames": [list(key) for key in sorted(labels)[1:]]}))
+    with pytest.raises(DataError, match="counts 6 weak labels but lists 5 frames"):
+        store.frames(1)
 
 
 @pytest.mark.parametrize(

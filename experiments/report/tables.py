@@ -6,6 +6,7 @@ import csv
 from pathlib import Path
 
 from experiments.report.runs import COMPONENTS, LOWER_IS_BETTER, METRICS, Stat, VariantGroup
+from scnn_lightning.record_paths import record_path
 from scnn_lightning.utils import atomic_path
 
 DECIMALS = 3
@@ -91,7 +92,7 @@ def write_summary_csv(path: Path, groups: list[VariantGroup]) -> None:
         for g in groups:
             row = {"variant": g.variant, "label": g.label, "protocol": g.protocol, "crf": g.crf,
                    "n": "" if g.reference else len(g.runs), "seeds": "" if g.reference else " ".join(map(str, g.seeds)),
-                   "runs": " ".join(str(r.path) for r in g.runs)}
+                   "runs": " ".join(record_path(r.path) for r in g.runs)}
             if with_kind:
                 row["kind"] = REFERENCE_KIND if g.reference else TRAINED_KIND
             for m in metrics:

@@ -22,11 +22,11 @@ it when it starts). The network's map comes from the
 weights being trained (`network="current"`, the paper) or from their running average (`"averaged"`, the
 EMA of `stage2.ema_decay`: steadier from round to round). Each label file holds the label with its
 confidence (`fusion.confidence_levels`), which the loss may use (`models.losses.WeakLoss`). Each round's
-manifest.json records the weights, the solver and objective of Eq. 8, the calibration, the held-out label
-quality, how many label pixels changed since the last round, and an oracle diagnostic (`oracle`): the
-labels' IoU against the hidden ground truth of the frames outside the label budget, where the data has it
-(DAVIS train is fully annotated), by distance to the nearest labelled frame. It is recorded to be read;
-nothing fits, chooses or stops on it.
+manifest.json records the weights, the solver and objective of Eq. 8, the calibration, the held-out frames
+(a frame list of the store) and their label quality, how many label pixels changed since the last round, and
+an oracle diagnostic (`oracle`): the labels' IoU against the hidden ground truth of the frames outside the
+label budget, where the data has it (DAVIS train is fully annotated), by distance to the nearest labelled
+frame. It is recorded to be read; nothing fits, chooses or stops on it.
 
 Memory does not grow with the data: one round is three streamed passes (held-out frames: the Eq. 8 and
 calibration sums; held-out frames: label quality; frames without ground truth: their labels), read by
@@ -64,7 +64,7 @@ from scnn_lightning.weak.fusion import simplex_qp_solution, trust_by_distance, w
 from scnn_lightning.weak.propagated import PropagatedSource
 from scnn_lightning.weak.source_cache import SourceMapCache, refresh_loader
 from scnn_lightning.weak.sources import PREDICTION, build_sources
-from scnn_lightning.weak.store import FOREGROUND
+from scnn_lightning.weak.store import FOREGROUND, FRAME_LIST
 from scnn_lightning.weak.store import WeakLabelStore
 
 log = logging.getLogger(__name__)
@@ -261,8 +261,10 @@ class WeakLabelRefresh(Callback):
                  "propagated_weight": ({"mode": "fit"} if self.trust is None else
                                        {"mode": "distance", "reach": self.trust["reach"]}),
                  "quality": summary["heldout"], "oracle": summary["oracle"],
+                 # the held-out frames are the same every round: the store keeps their list once per run
                  "holdout": {"fraction": self.holdout_fraction, "seed": self.seed, "count": len(held),
-                             "hash": self.holdout_hash, "frames": [list(frame_key(e)) for e in held]}}
+                             "hash": self.holdout_hash,
+                             FRAME_LIST: self.store.keep_frame_list([frame_key(e) for e in held])}}
         weights = dict(zip(names, map(float, fit["weights"])))
         if rank == 0:
             writer.publish([frame_key(e) for e in unlabelled], weights=weights, stats=stats, extra=extra)

@@ -3,7 +3,11 @@
 Layout seen by readers::
 
     root/round_003/<sequence>/<frame name>.png   8-bit label: >= 128 foreground; the level is its confidence
-    root/round_003/manifest.json                 weights, source names, stats, count, frames, hash
+    root/round_003/manifest.json                 weights, source names, stats, count, hash, frames_file
+    root/frames-<digest>.json                    a frame list, one frame a line, named by its content: the
+                                                 rounds of a run that label the same frames name one file,
+                                                 so a run keeps its frame list once (manifests written
+                                                 before these files list the frames themselves)
 
 A round is published atomically as a whole: its files are written into a fresh hidden folder
 (`root/.versions/round_003-<random>/`, manifest last) and `root/round_003` is a relative symlink that
@@ -34,6 +38,7 @@ from scnn_lightning.errors import DataError
 from scnn_lightning.utils import atomic_path
 
 MANIFEST = "manifest.json"
+FRAME_LIST = "frames_file"  # the manifest entry naming the frame list's file, relative to the store's root
 FOREGROUND = 128  # label levels from here up are foreground
 VERSIONS = ".versions"
 _ROUND_RE = re.compile(r"^round_(\d{3,})$")
@@ -137,7 +142,7 @@ class WeakLabelStore:
         `extra` adds top-level manifest entries (fit, quality, ...)."""
         _check_round(round)
         _check_labels(labels)
-        _manifest_text(round, sorted(labels), "", weights, stats, extra)  # bad values fail before any write
+        _manifest_text(round, len(labels), "", "", weights, stats, extra)  # bad values fail before any write
         writer = self.begin_round(int(round))
         try:
             for (seq, name), mask in labels.items():
@@ -200,7 +205,37 @@ class WeakLabelStore:
         return _hash_sorted((key, self.read_levels(round, *key)) for key in self.frames(round))
 
     def frames(self, round: int) -> list[tuple[str, str]]:
-        return [(seq, name) for seq, name in self.manifest(round)["frames"]]
+        manifest = self.manifest(round)
+        if "frames" in manifest:  # a manifest written before the list had its own file
+            listed = [(seq, name) for seq, name in manifest["frames"]]
+        else:
+            listed = self.read_frame_list(manifest[FRAME_LIST])
+        if len(listed) != manifest["count"]:
+            raise DataError(self.round_dir(round) / MANIFEST,
+                            f"counts {manifest['count']} weak labels but lists {len(listed)} frames")
+        return listed
+
+    def keep_frame_list(self, frames: list[tuple[str, str]]) -> str:
+        """Write a frame list under the root unless it is there already; returns the name a manifest records."""
+        text = "[\n" + ",\n".join("  " + json.dumps(list(key)) for key in frames) + "\n]\n"
+        name = f"frames-{hashlib.sha256(text.encode()).hexdigest()[:16]}.json"
+        if not (self.root / name).is_file():  # named by its content: a file of that name holds this list
+            with atomic_path(self.root / name) as tmp:
+                tmp.write_text(text)
+        return name
+
+    def read_frame_list(self, name: str) -> list[tuple[str, str]]:
+        path = self.root / name
+        if not path.is_file():
+            raise DataError(path, "the frame list a weak-label manifest names is missing")
+        try:
+            return [(seq, frame) for seq, frame in json.loads(path.read_text())]
+        except (json.JSONDecodeError, TypeError, ValueError) as err:
+            raise DataError(path, f"corrupt weak-label frame list ({err})") from err
+
+    def frame_list_files(self) -> list[Path]:
+        """Every frame list kept under the root (those of replaced rounds included)."""
+        return sorted(self.root.glob("frames-*.json"))
 
     def read_label(self, round: int, seq: str, name: str) -> np.ndarray:
         """The weak label as (H, W) uint8 in {0, 1}."""
@@ -252,7 +287,9 @@ class RoundWriter:
                     raise DataError(path, f"weak label of round {self.round} was not written")
                 yield (seq, name), _read_levels(path)
 
-        text = _manifest_text(self.round, frames, _hash_sorted(written()), weights, stats, extra)
+        digest = _hash_sorted(written())
+        text = _manifest_text(self.round, len(frames), self.store.keep_frame_list(frames), digest, weights, stats,
+                              extra)
         with atomic_path(self.folder / MANIFEST) as tmp:
             tmp.write_text(text)
         self.store._publish(self.round, self.folder)
@@ -267,14 +304,15 @@ def _check_round(round) -> None:
         raise ValueError(f"round must be a non-negative integer, got {round!r}")
 
 
-def _manifest_text(round: int, frames: list[tuple[str, str]], digest: str, weights: dict[str, float], stats: dict,
+def _manifest_text(round: int, count: int, frame_list: str, digest: str, weights: dict[str, float], stats: dict,
                    extra: dict | None) -> str:
-    """round, count, sources, weights, stats, labels_hash, frames (the keys readers rely on), then `extra`."""
-    manifest = {"round": int(round), "count": len(frames), "sources": list(weights),
+    """round, count, sources, weights, stats, labels_hash, frames_file (the keys readers rely on), then `extra`."""
+    manifest = {"round": int(round), "count": count, "sources": list(weights),
                 "weights": {str(k): float(v) for k, v in weights.items()}, "stats": stats,
-                "labels_hash": digest, "frames": [list(key) for key in frames]}
-    clash = sorted(set(extra or {}) & set(manifest))
+                "labels_hash": digest, FRAME_LIST: frame_list}
+    clash = sorted(set(extra or {}) & {*manifest, "frames"})  # "frames": where readers look for a list first
     if clash:
         raise ValueError(f"extra manifest entries may not replace {clash}")
     manifest.update(extra or {})
     return json.dumps(manifest, indent=2, default=_plain) + "\n"
+
