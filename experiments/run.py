@@ -37,7 +37,7 @@ from scnn_lightning.data.datamodule import SaliencyDataModule, SourceSpec
 from scnn_lightning.data.readers import load_index
 from scnn_lightning.data.synthetic import ensure_clips
 from scnn_lightning.data.verify import verify_data
-from scnn_lightning.errors import DataError
+from scnn_lightning.errors import DataError, report_failure, writable_folder
 from scnn_lightning.evaluate import SCALAR_KEYS
 from scnn_lightning.models.variants import get_variant
 from scnn_lightning.models.vgg import DEFAULT_FC6
@@ -232,12 +232,23 @@ def tested_checkpoint(cfg: DictConfig, code: str) -> Path | None:
     return path
 
 
+def check_paths(cfg: DictConfig, code: str) -> None:
+    """Stop before any work when the run folder cannot be written, or a checkpoint the run is given cannot be
+    read (or, for stage2.ckpt, holds another variant): one line naming the path beats a failure an hour in."""
+    writable_folder(cfg.paths.output_dir)
+    for key in ("ckpt_path", "stage1.ckpt"):
+        if OmegaConf.select(cfg, key):
+            checkpoint_stage(OmegaConf.select(cfg, key))
+    tested_checkpoint(cfg, code)
+
+
 def run(cfg: DictConfig) -> dict:
     """Run the schedule described in the module docstring; returns the test metrics."""
     started = time.time()
     out = Path(cfg.paths.output_dir)
-    L.seed_everything(cfg.seed, workers=True)
     variant = get_variant(cfg.variant)
+    check_paths(cfg, variant.code)
+    L.seed_everything(cfg.seed, workers=True)
     test_ckpt = cfg.get("test_ckpt", "last")
     if test_ckpt not in TEST_CKPTS:
         raise ValueError(f"test_ckpt must be one of {', '.join(TEST_CKPTS)}, got {test_ckpt!r}")
@@ -402,7 +413,7 @@ def app(cfg: DictConfig) -> float | None:
     try:
         metrics = run(cfg)
     except DataError as exc:  # bad input: the message names every file; a traceback would bury it
-        sys.exit(f"experiments.run: {exc}")
+        sys.exit(report_failure(exc, prefix="experiments.run"))
     finally:
         if "wandb" in cfg.logger:  # close the run even on failure, or the next sweep job inherits it
             import wandb
@@ -418,7 +429,7 @@ def main() -> None:
     try:
         sys.argv[1:] = resume_argv(sys.argv[1:])
     except DataError as exc:
-        sys.exit(f"experiments.run: {exc}")
+        sys.exit(report_failure(exc, prefix="experiments.run"))
     app()
 
 

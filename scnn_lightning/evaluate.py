@@ -9,10 +9,14 @@ dataset root, `<seq>/ground-truth/<stem>.png` (frames then come from `<seq>/Imgs
 temporal consistency), or with `--dataset` the root of any dataset a reader of
 `scnn_lightning.data.readers` knows (DAVIS, FBMS, SegTrackV2, ...): masks and frames are then found and
 decoded by that reader, exactly as training and the runner's test step read them. A flat prediction
-folder is matched by stem alone. Maps of another size are resized (in memory) to the ground truth,
-and scored as the 8-bit values the files hold (`metrics.functional.saved_map_scores`, the runner's
-scoring too). Missing and extra maps are listed in `metrics.json` and on stderr. Writes
-`metrics.json`, `curves.json`, `per_sequence.csv` and `pr_curve.png` under `--out`.
+folder is matched by stem alone, and only against ground truth of one sequence. Sub-folders that hold
+no map of their own (predict's `priors/<map>/...` trees) are not sequences and are not scored. Maps of
+another size are resized (in memory) to the ground truth, and scored as the 8-bit values the files hold
+(`metrics.functional.saved_map_scores`, the runner's scoring too). A ground-truth frame without a map
+is an error; `--allow-missing` scores the frames that have one, and says so (`subset` in metrics.json).
+Missing and extra maps are listed in `metrics.json` and on stderr. Writes `metrics.json`, `curves.json`,
+`per_sequence.csv` and `pr_curve.png` under `--out`. Bad input (an unreadable map, an --out that cannot
+be written, ...) ends with one line on stderr and exit status 2, before anything is scored.
 """
 
 from __future__ import annotations
@@ -20,7 +24,6 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
-from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,7 +35,7 @@ from scnn_lightning.data.io import read_frame, read_mask
 from scnn_lightning.data.readers import DATASETS, load_index
 from scnn_lightning.data.readers.common import natural_key
 from scnn_lightning.data.records import FrameRef
-from scnn_lightning.errors import DataError
+from scnn_lightning.errors import DataError, report_failure, writable_folder
 from scnn_lightning.metrics.functional import saved_map_scores
 from scnn_lightning.metrics.sod import PROTOCOLS, SODMetrics
 from scnn_lightning.metrics.temporal import FlowFn, sequence_flickers
@@ -42,6 +45,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 SCALAR_KEYS = ("mae", "max_f", "mean_f", "adp_f", "s_measure", "max_e", "mean_e", "adp_e", "w_f")
 DAVSOD_GT, DAVSOD_FRAMES = "ground-truth", "Imgs"
 FLAT = ""  # sequence name used for files that sit directly in the root
+SHOWN_MISSING = 5  # missing frames quoted in messages
 GroundTruth = Path | FrameRef  # a mask file, or a dataset frame whose mask files its reader knows
 
 
@@ -96,21 +100,22 @@ def _label(seq: str, stem: str) -> str:
     return f"{seq}/{stem}" if seq else stem
 
 
+def _preview(names: list[str]) -> str:
+    return ", ".join(names[:SHOWN_MISSING]) + (", ..." if len(names) > SHOWN_MISSING else "")
+
+
 def match_maps(preds: dict[str, dict[str, Path]], gts: dict[str, dict[str, GroundTruth]]) -> Matching:
-    """Pair predictions with ground truth by (sequence, stem); a flat prediction folder matches by stem."""
+    """Pair predictions with ground truth by (sequence, stem); a flat prediction folder is one sequence's maps.
+
+    A flat folder against several ground-truth sequences is refused: frame names repeat across sequences
+    (00000.png in every DAVIS one), so matching by stem would score one sequence's maps against another's."""
     if set(preds) == {FLAT} and set(gts) != {FLAT}:
-        owners = defaultdict(list)
-        for seq, frames in gts.items():
-            for stem in frames:
-                owners[stem].append(seq)
-        clashes = [s for s, seqs in owners.items() if len(seqs) > 1 and s in preds[FLAT]]
-        if clashes:
-            raise DataError(next(iter(preds[FLAT].values())).parent,
-                            f"flat prediction folder but stems repeat across GT sequences (e.g. {clashes[0]!r})")
-        regrouped: dict[str, dict[str, Path]] = defaultdict(dict)
-        for stem, path in preds[FLAT].items():
-            regrouped[owners[stem][0] if stem in owners else FLAT][stem] = path
-        preds = dict(regrouped)
+        folder = next(iter(preds[FLAT].values())).parent
+        if len(gts) > 1:
+            raise DataError(folder, f"maps lie directly in this folder, but the ground truth has {len(gts)} "
+                                    f"sequences ({_preview(sorted(gts, key=natural_key))}): put each sequence's "
+                                    f"maps in <pred>/<sequence>/, or evaluate against one sequence")
+        preds = {next(iter(gts)): preds[FLAT]}
     result = Matching()
     for seq in sorted(gts, key=natural_key):
         pred_seq = preds.get(seq, {})
@@ -207,9 +212,12 @@ def evaluate_folders(
     flow_fn: FlowFn | None = None,
     dataset: str | None = None,
     split: str | None = None,
+    allow_missing: bool = False,
 ) -> dict:
     """Evaluate the maps under `pred` against `gt`, write the reports under `out`, return metrics.json's dict.
 
+    Ground-truth frames without a map are a `DataError` unless `allow_missing`: then the frames with a map
+    are scored and metrics.json says `subset: true`.
     `dataset` (a reader name, with an optional `split`): `gt` is that dataset's root, read by its reader.
     `frames`: root of the video frames for temporal consistency (default: the dataset's own frames, or the
     GT root when it has the DAVSOD layout). `flow_fn(img0, img1) -> (H, W, 2)` defaults to
@@ -219,7 +227,7 @@ def evaluate_folders(
         raise ValueError(f"unknown protocol {protocol!r}; choose one of {PROTOCOLS}")
     if split is not None and dataset is None:
         raise ValueError("a split needs the dataset it belongs to (--dataset)")
-    pred_root, gt_root, out = Path(pred), Path(gt), Path(out)
+    pred_root, gt_root, out = Path(pred), Path(gt), writable_folder(out)
     davsod_layout = dataset is None and gt_root.is_dir() and is_davsod_layout(gt_root)
     dataset_frames: dict[str, dict[str, FrameRef]] = {}
     if dataset is not None:
@@ -234,8 +242,12 @@ def evaluate_folders(
                                      "<seq>/ground-truth/<stem>.png); for a dataset root give "
                                      "--dataset NAME [--split S]")
     matching = match_maps(index_maps(pred_root), gts)
+    total = sum(map(len, gts.values()))
     if not matching.pairs:
-        raise DataError(pred_root, f"no prediction map matches any of the {sum(map(len, gts.values()))} ground-truth frames under {gt_root}")
+        raise DataError(pred_root, f"no prediction map matches any of the {total} ground-truth frames under {gt_root}")
+    if matching.missing and not allow_missing:
+        raise DataError(pred_root, f"{len(matching.missing)} of the {total} ground-truth frames have no map "
+                                   f"({_preview(matching.missing)}); --allow-missing scores the others")
     _warn_unmatched(matching)
 
     frames_root = Path(frames) if frames is not None else (gt_root if davsod_layout else None)
@@ -266,6 +278,8 @@ def evaluate_folders(
         **_figures(result),
         "protocol": protocol,
         "frames": sum(len(p) for p in matching.pairs.values()),
+        "ground_truth_frames": total,
+        "subset": bool(matching.missing),  # only with allow_missing: the scores are of some frames only
         "sequences": len(matching.pairs),
         "missing_predictions": matching.missing,
         "extra_predictions": matching.extra,
@@ -282,8 +296,7 @@ def evaluate_folders(
 def _warn_unmatched(matching: Matching) -> None:
     for kind, names in (("ground-truth frames have no prediction", matching.missing), ("predictions have no ground truth", matching.extra)):
         if names:
-            preview = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
-            print(f"warning: {len(names)} {kind}: {preview}", file=sys.stderr)
+            print(f"warning: {len(names)} {kind}: {_preview(names)}", file=sys.stderr)
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
@@ -325,17 +338,21 @@ def main(argv: list[str] | None = None) -> int:
                         help="pysod: mean over images; davsod: mean over sequences, first/last frame skipped")
     parser.add_argument("--frames", default=None, help="frames root for temporal consistency (default: GT root if DAVSOD layout)")
     parser.add_argument("--no-temporal", action="store_true", help="skip temporal consistency (needs optical flow)")
+    parser.add_argument("--allow-missing", action="store_true",
+                        help="score the ground-truth frames that have a map (default: a frame without one is an error)")
     args = parser.parse_args(argv)
     if args.split is not None and args.dataset is None:
         parser.error("--split needs --dataset")
     try:
         metrics = evaluate_folders(args.pred, args.gt, args.out, args.protocol, args.frames,
-                                   temporal=not args.no_temporal, dataset=args.dataset, split=args.split)
-    except DataError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+                                   temporal=not args.no_temporal, dataset=args.dataset, split=args.split,
+                                   allow_missing=args.allow_missing)
+    except (DataError, OSError) as err:
+        return report_failure(err)
     shown = {k: metrics[k] for k in (*SCALAR_KEYS, "temporal_consistency") if k in metrics}
-    print(f"{metrics['frames']} frames, {metrics['sequences']} sequences, protocol {metrics['protocol']}")
+    subset = (f" (a subset: {metrics['frames']} of {metrics['ground_truth_frames']} ground-truth frames have a map, "
+              f"--allow-missing)" if metrics["subset"] else "")
+    print(f"{metrics['frames']} frames, {metrics['sequences']} sequences, protocol {metrics['protocol']}{subset}")
     print("  ".join(f"{k} {v:.4f}" for k, v in shown.items()))
     return 0
 

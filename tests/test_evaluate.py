@@ -19,7 +19,7 @@ from tests.fixtures_layouts import save, save_gray_mask
 H, W = 30, 40
 SEQUENCES = {"alpha": 5, "beta": 4}
 KEYS = {"mae", "max_f", "mean_f", "adp_f", "s_measure", "max_e", "mean_e", "adp_e", "w_f",
-        "protocol", "frames", "sequences", "missing_predictions", "extra_predictions"}
+        "protocol", "frames", "ground_truth_frames", "subset", "sequences", "missing_predictions", "extra_predictions"}
 
 
 def texture(seq: str) -> np.ndarray:
@@ -80,11 +80,12 @@ def test_reports_match_direct_computation_and_list_unmatched_maps(dataset, tmp_p
     gt_root, pred_root, preds = dataset
     before = {p: p.read_bytes() for p in pred_root.rglob("*.png")}
     out = tmp_path / "report"
-    metrics = evaluate_folders(pred_root, gt_root, out, protocol=protocol, flow_fn=translation_flow)
+    metrics = evaluate_folders(pred_root, gt_root, out, protocol=protocol, flow_fn=translation_flow,
+                               allow_missing=True)
     assert KEYS | {"temporal_consistency"} == set(metrics)
     assert json.loads((out / "metrics.json").read_text()) == metrics
     assert metrics["protocol"] == protocol
-    assert (metrics["frames"], metrics["sequences"]) == (8, 2)
+    assert (metrics["frames"], metrics["ground_truth_frames"], metrics["subset"], metrics["sequences"]) == (8, 9, True, 2)
     assert metrics["missing_predictions"] == ["alpha/alpha_00004"]
     assert metrics["extra_predictions"] == ["alpha/stray"]
     err = capsys.readouterr().err
@@ -103,28 +104,71 @@ def test_reports_match_direct_computation_and_list_unmatched_maps(dataset, tmp_p
 
 def test_per_sequence_rows_equal_single_sequence_runs(dataset, tmp_path):
     gt_root, pred_root, _ = dataset
-    evaluate_folders(pred_root, gt_root, tmp_path / "all", temporal=False)
+    evaluate_folders(pred_root, gt_root, tmp_path / "all", temporal=False, allow_missing=True)
     alone = evaluate_folders(pred_root / "beta", gt_root / "beta" / "ground-truth", tmp_path / "beta", temporal=False)
     row = next(r for r in csv.DictReader((tmp_path / "all" / "per_sequence.csv").open()) if r["sequence"] == "beta")
     assert float(row["mae"]) == pytest.approx(alone["mae"], abs=1e-12)
     assert "temporal_consistency" not in alone
 
 
-def test_flat_prediction_folder_matches_by_stem(dataset, tmp_path):
+def test_flat_prediction_folder_is_one_sequences_maps(dataset, tmp_path, capsys):
+    """Flat maps match one sequence's ground truth by stem; against several sequences they are refused (frame
+    names repeat across sequences, so one sequence's maps would be scored against another's truth)."""
     gt_root, pred_root, _ = dataset
     flat = tmp_path / "flat"
     flat.mkdir()
-    for path in (pred_root / "alpha").glob("alpha_*.png"):
+    for path in (pred_root / "beta").glob("beta_*.png"):
         (flat / path.name).write_bytes(path.read_bytes())
-    metrics = evaluate_folders(flat, gt_root, tmp_path / "out", temporal=False)
-    assert (metrics["frames"], metrics["sequences"]) == (4, 1)
-    assert len(metrics["missing_predictions"]) == 5  # alpha_00004 and all of beta
+    one = tmp_path / "one" / "beta"
+    one.mkdir(parents=True)
+    for path in (gt_root / "beta" / "ground-truth").iterdir():
+        (one / path.name).write_bytes(path.read_bytes())
+    metrics = evaluate_folders(flat, tmp_path / "one", tmp_path / "out", temporal=False)
+    assert (metrics["frames"], metrics["sequences"], metrics["missing_predictions"]) == (4, 1, [])
+    assert main(["--pred", str(flat), "--gt", str(gt_root), "--out", str(tmp_path / "refused"), "--no-temporal"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(flat) in err[0] and "2 sequences (alpha, beta)" in err[0], err
+    assert not (tmp_path / "refused" / "metrics.json").exists()
+
+
+def test_missing_maps_are_an_error_unless_allowed(dataset, tmp_path, capsys):
+    gt_root, pred_root, _ = dataset
+    for t in range(4):  # six frames without a map: the message quotes the first five
+        (pred_root / "beta" / f"beta_{t:05d}.png").unlink()
+    args = ["--pred", str(pred_root), "--gt", str(gt_root), "--no-temporal"]
+    assert main([*args, "--out", str(tmp_path / "strict")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {pred_root}: 5 of the 9 ground-truth frames have no map (alpha/alpha_00004, "
+                   f"beta/beta_00000, beta/beta_00001, beta/beta_00002, beta/beta_00003); --allow-missing scores "
+                   f"the others"]
+    assert not (tmp_path / "strict" / "metrics.json").exists()
+    assert main([*args, "--out", str(tmp_path / "subset"), "--allow-missing"]) == 0
+    assert "a subset: 4 of 9 ground-truth frames have a map" in capsys.readouterr().out
+    metrics = json.loads((tmp_path / "subset" / "metrics.json").read_text())
+    assert (metrics["subset"], metrics["frames"], metrics["ground_truth_frames"]) == (True, 4, 9)
+
+
+def test_an_output_path_that_cannot_be_written_is_one_line_before_scoring(dataset, tmp_path, capsys, monkeypatch):
+    from scnn_lightning import evaluate
+
+    def no_scoring(*args, **kwargs):
+        raise AssertionError("scored before the output path was checked")
+
+    monkeypatch.setattr(evaluate, "score_pair", no_scoring)
+    gt_root, pred_root, _ = dataset
+    taken = tmp_path / "taken.json"
+    taken.write_text("{}")
+    for out in (taken, taken / "report"):
+        assert main(["--pred", str(pred_root), "--gt", str(gt_root), "--out", str(out), "--allow-missing"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and str(out) in err[0] and "output folder" in err[0], err
 
 
 def test_matches_pysodmetrics_on_the_written_files(dataset, tmp_path):
     py_sod_metrics = pytest.importorskip("py_sod_metrics")
     gt_root, pred_root, _ = dataset
-    metrics = evaluate_folders(pred_root / "alpha", gt_root / "alpha" / "ground-truth", tmp_path / "o", temporal=False)
+    metrics = evaluate_folders(pred_root / "alpha", gt_root / "alpha" / "ground-truth", tmp_path / "o", temporal=False,
+                               allow_missing=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fm, sm = py_sod_metrics.Fmeasure(), py_sod_metrics.Smeasure()
@@ -153,13 +197,14 @@ def test_undecodable_map_names_the_file(dataset, tmp_path):
     broken = pred_root / "beta" / "beta_00001.png"
     broken.write_bytes(b"not a png")
     with pytest.raises(DataError, match="beta_00001.png"):
-        evaluate_folders(pred_root, gt_root, tmp_path / "out", temporal=False)
+        evaluate_folders(pred_root, gt_root, tmp_path / "out", temporal=False, allow_missing=True)
 
 
 def test_cli_writes_the_reports(dataset, tmp_path, capsys):
     gt_root, pred_root, _ = dataset
     out = tmp_path / "cli"
-    assert main(["--pred", str(pred_root), "--gt", str(gt_root), "--out", str(out), "--protocol", "davsod", "--no-temporal"]) == 0
+    assert main(["--pred", str(pred_root), "--gt", str(gt_root), "--out", str(out), "--protocol", "davsod", "--no-temporal",
+                 "--allow-missing"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["protocol"] == "davsod" and "temporal_consistency" not in metrics
     assert "max_f" in capsys.readouterr().out

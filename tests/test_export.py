@@ -58,3 +58,18 @@ def test_cli_writes_the_file_and_rejects_a_foreign_checkpoint(tmp_path, capsys):
     assert main(["--ckpt", str(foreign), "--out", str(tmp_path / "x.pt")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and str(foreign) in err[0] and not (tmp_path / "x.pt").exists()
+
+
+def test_bad_output_paths_and_unreadable_checkpoints_are_one_line(tmp_path, capsys):
+    ckpt = make_run(tmp_path / "run", "OS")
+    a_file = tmp_path / "taken"
+    a_file.write_text("x")
+    not_a_ckpt = tmp_path / "photo.ckpt"
+    not_a_ckpt.write_bytes(b"\xff\xd8\xff\xe0 a JPEG, not a checkpoint")
+    for args, named in (([str(ckpt), str(tmp_path)], tmp_path),  # --out is a folder
+                        ([str(not_a_ckpt), str(a_file / "net.pt")], a_file / "net.pt"),  # checked before the ckpt
+                        ([str(not_a_ckpt), str(tmp_path / "net.pt")], not_a_ckpt)):
+        assert main(["--ckpt", args[0], "--out", args[1]]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(f"error: {named}: ") and "weights_only" not in err[0], err
+    assert not (tmp_path / "net.pt").exists()

@@ -35,17 +35,17 @@ def test_cli_on_real_davsod_sample():
 
 def test_cli_unknown_dataset_is_one_line_without_traceback(tmp_path):
     result = run_cli(str(tmp_path), "--dataset", "visal")
-    assert result.returncode == 1 and result.stdout == ""
+    assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.strip().count("\n") == 0
     assert "Traceback" not in result.stderr
     assert "unknown dataset 'visal'; valid names: msra10k" in result.stderr
 
 
 def test_cli_empty_root_and_bad_split(tmp_path, capsys):
-    assert main([str(tmp_path), "--dataset", "davis"]) == 1
+    assert main([str(tmp_path), "--dataset", "davis"]) == 2
     assert capsys.readouterr().err == f"error: {tmp_path}: dataset root is an empty folder\n"
     save_frame(tmp_path / "JPEGImages" / "480p" / "bear" / "00000.jpg")
-    assert main([str(tmp_path), "--dataset", "davis", "--split", "trainval"]) == 1
+    assert main([str(tmp_path), "--dataset", "davis", "--split", "trainval"]) == 2
     assert "valid splits: train, val" in capsys.readouterr().err
 
 
@@ -92,3 +92,22 @@ def test_truncated_frame_is_a_problem_because_every_file_is_decoded(tmp_path, ca
     report = json.loads(capsys.readouterr().out)
     assert any(p.startswith(f"{cut}: unreadable or truncated image (image file is truncated") for p in report["problems"])
     assert f"{mask}: truncated image (PNG: no IEND chunk at the end)" in report["problems"]
+
+
+def test_out_writes_the_report_and_a_bad_out_stops_before_decoding(tmp_path, capsys, monkeypatch):
+    from scnn_lightning.data import inspect
+
+    clip = tmp_path / "clip"
+    save_frame(clip / "00000.png")
+    assert main([str(clip), "--dataset", "frames", "--out", str(tmp_path / "reports" / "clip.json")]) == 0
+    assert capsys.readouterr().out == ""
+    assert json.loads((tmp_path / "reports" / "clip.json").read_text())["frames"] == 1
+
+    def no_decoding(index):
+        raise AssertionError("files decoded before the output path was checked")
+
+    monkeypatch.setattr(inspect, "check_index", no_decoding)
+    for out in (tmp_path / "reports", clip / "00000.png" / "report.json"):  # a folder; a path under a file
+        assert main([str(clip), "--dataset", "frames", "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(f"error: {out}: the output file "), err

@@ -156,6 +156,101 @@ def test_unreadable_frame_mid_folder_fails_cleanly_and_keeps_finished_maps(tmp_p
     assert not (out / "f004.png").exists() and not list(out.glob(".*"))
 
 
+def test_a_rerun_with_other_settings_stops_unless_told_to_overwrite(tmp_path, runs, video, capsys):
+    """predict.json records what made the maps; a rerun resumes only with the same settings."""
+    out = tmp_path / "out"
+    first = predict(video, runs["sFCN"], out, crf=True, progress=False)
+    record = json.loads((out / "predict.json").read_text())
+    assert record["crf"]["iterations"] == 2 and record["maps"] == [] and len(record["checkpoint_sha256"]) == 64
+    args = ["--input", str(video), "--out", str(out), "--no-progress"]
+    for changed, named in ((["--ckpt", str(runs["sFCN"]), "--no-crf"], "crf"),
+                           (["--ckpt", str(runs["OS"]), "--crf"], "checkpoint_sha256")):
+        assert main([*args, *changed]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and str(out / "predict.json") in err[0] and "--overwrite" in err[0]
+        assert f"; {named} " in err[0] or f"({named} " in err[0], err[0]
+        assert err[0].count(" there, ") == 1, err[0]  # only the setting that differs
+    again = predict(video, runs["sFCN"], out, crf=True, progress=False)  # same settings: nothing left to do
+    assert again["frames"] == 0 and again["skipped"] == 8
+    assert json.loads((out / "timings.json").read_text()) == first  # still the run that made the maps
+    redone = predict(video, runs["sFCN"], out, crf=False, overwrite=True, progress=False)
+    assert redone["frames"] == 8 and redone["crf"] is None
+    assert json.loads((out / "timings.json").read_text()) == redone
+    assert json.loads((out / "predict.json").read_text())["crf"] is None
+    (out / "predict.json").unlink()  # maps without a record (an older predict): refused as well
+    with pytest.raises(DataError, match="no predict.json"):
+        predict(video, runs["sFCN"], out, crf=False, progress=False)
+
+
+def test_two_frames_of_one_name_and_an_output_inside_the_input_are_refused(tmp_path, runs, capsys):
+    folder = write_folder(tmp_path / "frames", clip_frames(3))
+    cv2.imwrite(str(folder / "f001.jpg"), clip_frames(1)[0])
+    with pytest.raises(DataError) as raised:
+        predict(folder, runs["sFCN"], tmp_path / "out", crf=False, progress=False)
+    assert str(folder / "f001.jpg") in str(raised.value) and str(folder / "f001.png") in str(raised.value)
+    assert not list((tmp_path / "out").glob("*.png"))
+    (folder / "f001.jpg").unlink()
+    for out in (folder, folder / "maps"):
+        assert main(["--input", str(folder), "--ckpt", str(runs["sFCN"]), "--out", str(out), "--no-progress"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "input folder" in err[0] and str(out) in err[0]
+    assert not (folder / "maps").exists() and pngs(folder) == ["f000.png", "f001.png", "f002.png"]
+
+
+def test_bad_output_paths_and_checkpoints_end_in_one_line_before_any_work(tmp_path, runs, video, capsys,
+                                                                         monkeypatch):
+    not_a_ckpt = tmp_path / "notes.ckpt"
+    not_a_ckpt.write_bytes(b"\x89PNG\r\n\x1a\n not a checkpoint at all")
+    a_file = tmp_path / "taken"
+    a_file.write_text("x")
+    args = ["--input", str(video), "--no-progress", "--no-crf"]
+    # The output path is checked first: the unreadable checkpoint is not even read.
+    for out in (a_file, a_file / "maps"):
+        assert main([*args, "--ckpt", str(not_a_ckpt), "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and str(out) in err[0] and "output folder" in err[0], err
+    assert main([*args, "--ckpt", str(not_a_ckpt), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(not_a_ckpt) in err[0] and "weights_only" not in err[0], err
+
+    def disk_full(path, saliency, size=None):
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr(stream_module, "write_png_map", disk_full)
+    assert main([*args, "--ckpt", str(runs["sFCN"]), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {tmp_path / 'out' / '00000.png'}: No space left on device"]
+
+
+def test_prior_maps_are_written_beside_the_saliency_maps_and_evaluate_ignores_them(tmp_path, runs, video, capsys):
+    from scnn_lightning.evaluate import evaluate_folders
+
+    out = tmp_path / "out"
+    timings = predict(video, runs["SCNN"], out, prior="magnitude", crf=False, maps=("p", "ps", "pt"), progress=False)
+    assert timings["frames"] == 8 and json.loads((out / "predict.json").read_text())["maps"] == ["ps", "pt", "p"]
+    for name in ("ps", "pt", "p"):
+        assert pngs(out / "priors" / name) == pngs(out) and len(pngs(out)) == 8
+    ps, pt, p = (gray(out / "priors" / name / "00003.png").astype(float) / 255 for name in ("ps", "pt", "p"))
+    assert ps.shape == (64, 96) and np.abs(p - ps * pt).max() < 0.03  # P = Ps * Pt, each resized on its own
+    (out / "priors" / "pt" / "00005.png").unlink()  # a missing prior map: that frame is made again
+    assert predict(video, runs["SCNN"], out, prior="magnitude", crf=False, maps=("ps", "pt", "p"),
+                   progress=False)["frames"] == 1
+    masks = tmp_path / "gt"
+    for name in pngs(out):
+        save_mask = (gray(out / name) > 128).astype(np.uint8) * 255
+        masks.mkdir(exist_ok=True)
+        cv2.imwrite(str(masks / name), save_mask)
+    scored = evaluate_folders(out, masks, tmp_path / "eval", temporal=False)
+    assert scored["frames"] == 8 and scored["extra_predictions"] == []  # the priors/ tree is not a sequence
+    assert evaluate_folders(out / "priors" / "ps", masks, tmp_path / "eval_ps", temporal=False)["frames"] == 8
+    args = ["--input", str(video), "--out", str(tmp_path / "ot"), "--prior", "magnitude", "--no-progress"]
+    assert main([*args, "--ckpt", str(runs["OT"]), "--maps", "ps,p"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no prior map ps, p" in err[0] and err[0].endswith("its prior maps: pt"), err
+    with pytest.raises(SystemExit):
+        main([*args, "--ckpt", str(runs["OT"]), "--maps", "pt,flow"])
+
+
 def test_the_number_of_motion_workers_does_not_change_the_maps(tmp_path, runs, video):
     for workers in (0, 1, 2):
         timings = predict(video, runs["SCNN"], tmp_path / f"w{workers}", crf=False, workers=workers, progress=False)

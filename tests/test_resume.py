@@ -152,7 +152,7 @@ def test_resume_after_kill_in_stage2(tmp_path, data_dir):
         {k: v for k, v in at_kill.items() if k.startswith(("stage1/", "temporal/"))}, "stage 1 was redone"
     assert "💡" not in resumed.stderr and "GPU available: False" not in resumed.stderr
     refused = launch(tmp_path, [f"ckpt_path={run_dir / STAGE2_CKPT}", "model.width=0.125"])
-    assert refused.returncode == 1 and "model.width: saved 0.0625, given 0.125" in refused.stderr
+    assert refused.returncode == 2 and "model.width: saved 0.0625, given 0.125" in refused.stderr
     assert run_dirs(tmp_path) == [run_dir]
 
 

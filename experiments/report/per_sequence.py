@@ -78,7 +78,9 @@ def score_sequences(run: Run, test_set: str | None, *, gt: Path, dataset: str, s
         return read_rows(cache)
     with tempfile.TemporaryDirectory(prefix="per_sequence_") as tmp:
         # No temporal term: it needs optical flow over every frame and no per-sequence column asks for it.
-        evaluate_folders(maps, gt, tmp, protocol=run.protocol, temporal=False, dataset=dataset, split=split)
+        # Missing maps are allowed: `agreement_warning` compares the frames scored with the run's own.
+        evaluate_folders(maps, gt, tmp, protocol=run.protocol, temporal=False, dataset=dataset, split=split,
+                         allow_missing=True)
         scored = Path(tmp) / "per_sequence.csv"
         if cache is not None:
             copy_file(scored, cache)

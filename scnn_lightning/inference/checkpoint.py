@@ -51,6 +51,15 @@ class LoadedCheckpoint:
         return ("pt",) if variant.needs_motion else ()
 
     @property
+    def prior_maps(self) -> tuple[str, ...]:
+        """The prior maps its cascade computes and stacks with RGB, of "ps", "pt", "p" (none for sFCN, stage 1)."""
+        if self.code == "image":
+            return ()
+        variant: Variant = get_variant(self.code)
+        present = {"ps": variant.needs_fcn1, "pt": variant.needs_temporal_prior, "p": "p" in variant.priors}
+        return tuple(name for name, computed in present.items() if computed)  # as `Cascade.priors` makes them
+
+    @property
     def trained_size(self) -> tuple[int, int] | None:
         """(H, W) the network was trained at, when the checkpoint or its run recorded it."""
         size = self.module.hparams.get("size") or self.recorded("data.size")
@@ -107,6 +116,16 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
 def network_probability(module: SaliencyModule, image: torch.Tensor, priors: dict[str, torch.Tensor]) -> torch.Tensor:
     """(B, H, W) saliency in [0, 1] before the CRF: the module's own `saliency`, so exports compare to it."""
     return module.saliency({"image": image, **priors})
+
+
+@torch.no_grad()
+def prior_maps(module: SaliencyModule, image: torch.Tensor, motion: dict[str, torch.Tensor],
+               names: tuple[str, ...]) -> dict[str, torch.Tensor]:
+    """The cascade's prior maps `names` (each (B, H, W) in [0, 1]) as FCN2 receives them with `image`."""
+    if not names:
+        return {}
+    maps = module.model.priors(image, motion.get("pt"), motion.get("flow_gray"))
+    return {name: maps[name][:, 0] for name in names}
 
 
 def save_inference_checkpoint(module: SaliencyModule, path: str | Path) -> Path:

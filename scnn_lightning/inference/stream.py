@@ -6,7 +6,8 @@ Three stages connected by bounded queues, each frame passing once through each:
                     this thread (`Settings.workers = 0`) or handed to motion worker processes
                     (`inference/workers.py`); either way the next frames' inputs are made while the network runs
     main thread     batches of `batch_size` frames through the network (one batch per network size)
-    writer thread   map resized to the frame size → dense CRF (Eq. 9–10) there → PNG (atomic) → overlay video
+    writer thread   map resized to the frame size → dense CRF (Eq. 9–10) there → PNG (atomic) → overlay video;
+                    the prior maps asked for (`Settings.maps`) resized the same way, without the CRF, before it
 
 Each map is made as the test step of training makes the map it scores (`predictions/<set>/<seq>/`):
 the network inputs as a test item of `SaliencyDataModule` holds them (the frame and its motion maps,
@@ -17,9 +18,10 @@ full-size frame, quantised to 8 bits. With the same frames in the same batches (
 move by an ulp with the batch's composition) the PNGs equal the runner's byte for byte.
 
 At most a few decoded frames live in the reader's window and `2 × batch_size` jobs in each queue, so
-peak memory does not grow with the number of frames. A frame whose PNG already exists is not processed
-again (an interrupted run resumes), but is still decoded when it is another frame's flow partner or
-when the overlay video needs it; timings count processed frames only.
+peak memory does not grow with the number of frames. A frame whose PNGs already exist is not processed
+again (an interrupted run resumes; its saliency map is written last, so it marks a finished frame), but is
+still decoded when it is another frame's flow partner or when the overlay video needs it; timings count
+processed frames only. Where each file goes: `inference/outputs.py`.
 """
 
 from __future__ import annotations
@@ -40,11 +42,12 @@ from tqdm import tqdm
 
 from scnn_lightning.crf import CRFParams, frame_size_map
 from scnn_lightning.data.io import read_frame
-from scnn_lightning.data.records import FrameRef, SequenceRef
+from scnn_lightning.data.records import SequenceRef
 from scnn_lightning.data.transforms import resize, to_tensor_image, to_tensor_map
 from scnn_lightning.errors import DataError
-from scnn_lightning.inference.checkpoint import network_probability
+from scnn_lightning.inference.checkpoint import network_probability, prior_maps
 from scnn_lightning.inference.motion import MotionStep
+from scnn_lightning.inference.outputs import PRIOR_MAPS, SALIENCY, is_written, map_path, overlay_path
 from scnn_lightning.inference.overlay import OverlayVideo, source_fps
 from scnn_lightning.inference.workers import FramePool
 from scnn_lightning.motion.cache import from_stored
@@ -69,6 +72,7 @@ class Settings:
     overlay: bool = False
     progress: bool = True
     workers: int = 0  # processes computing the motion inputs (0: the reader thread does)
+    maps: tuple[str, ...] = ()  # prior maps written beside the saliency maps ("ps", "pt", "p")
 
 
 @dataclass
@@ -78,14 +82,16 @@ class Job:
     sequence: SequenceRef
     index: int
     png: Path
+    prior_pngs: dict[str, Path]  # where its prior maps of `Settings.maps` go
     frame_size: tuple[int, int]
-    done: bool  # its PNG existed: only shown in the overlay
+    done: bool  # its PNGs existed: only shown in the overlay
     last: bool  # last frame of its sequence (closes the overlay video)
     image: np.ndarray | None = None  # the frame, RGB uint8 (the CRF and the overlay use it; None if not decoded)
     net_size: tuple[int, int] | None = None
     inputs: dict[str, torch.Tensor] = field(default_factory=dict)  # "image" and motion maps, (C, H, W) at net_size
     pending: Future | None = None  # (inputs, seconds) on their way from `prepare_frame`
     saliency: np.ndarray | None = None  # network-size map in [0, 1]
+    priors: dict[str, np.ndarray] = field(default_factory=dict)  # network-size prior maps in [0, 1]
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -94,22 +100,10 @@ class _Failed:
         self.error = error
 
 
-def png_path(out: Path, frame: FrameRef, nested: bool) -> Path:
-    return (out / frame.sequence if nested else out) / f"{frame.name}.png"
-
-
-def overlay_path(out: Path, sequence: SequenceRef, nested: bool) -> Path:
-    return (out / sequence.name if nested else out) / "overlay.mp4"
-
-
-def is_written(png: Path) -> bool:
-    """A map from an earlier run (PNGs are written atomically, so an existing one is complete)."""
-    return png.is_file() and png.stat().st_size > 0
-
-
 def remove_stale_parts(sequences: list[SequenceRef], settings: Settings) -> None:
     """Delete the hidden temporary files a killed run left in the output folders (see `utils.atomic_path`)."""
-    folders = {png_path(settings.out, s.frames[0], settings.nested).parent for s in sequences}
+    folders = {map_path(settings.out, s.frames[0], settings.nested, kind).parent
+               for s in sequences for kind in (SALIENCY, *PRIOR_MAPS)}
     for folder in folders:
         if folder.is_dir():
             for part in folder.glob(".*.part.*"):
@@ -175,8 +169,10 @@ def read_jobs(sequences: list[SequenceRef], settings: Settings, pool: FramePool)
         count = len(sequence.frames)
         for index, frame in enumerate(sequence.frames):
             window.forget_before(index - 1)  # t−1 may still be the last frame's partner
-            png = png_path(settings.out, frame, settings.nested)
-            job = Job(sequence, index, png, (0, 0), done=is_written(png), last=index == count - 1)
+            png = map_path(settings.out, frame, settings.nested)
+            priors = {name: map_path(settings.out, frame, settings.nested, name) for name in settings.maps}
+            done = is_written(png) and all(map(is_written, priors.values()))
+            job = Job(sequence, index, png, priors, (0, 0), done=done, last=index == count - 1)
             if job.done and not settings.overlay:
                 yield job
                 continue
@@ -192,7 +188,8 @@ def read_jobs(sequences: list[SequenceRef], settings: Settings, pool: FramePool)
 
 
 def run_network(jobs: list[Job], settings: Settings) -> None:
-    """Network stage: one batch of same-size frames; the time is shared equally among them."""
+    """Network stage: one batch of same-size frames; the time is shared equally among them. The prior maps
+    asked for are computed after the timed pass, so `network` stays the time of the saliency maps alone."""
     for job in jobs:
         inputs, job.seconds = job.pending.result()
         job.inputs, job.pending = {name: torch.from_numpy(a) for name, a in inputs.items()}, None
@@ -204,8 +201,11 @@ def run_network(jobs: list[Job], settings: Settings) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     share = (time.perf_counter() - start) / len(jobs)
-    for job, saliency in zip(jobs, maps.float().cpu().numpy()):
+    shown = {name: m.float().cpu().numpy() for name, m in prior_maps(settings.module, image, priors,
+                                                                      settings.maps).items()}
+    for i, (job, saliency) in enumerate(zip(jobs, maps.float().cpu().numpy())):
         job.saliency, job.seconds["network"] = saliency, share
+        job.priors = {name: batch[i] for name, batch in shown.items()}
         job.inputs = {}
 
 
@@ -240,6 +240,8 @@ class Writer(threading.Thread):
         if job.done:
             full = None
         else:
+            for name, prior in job.priors.items():  # before the saliency map, which marks the frame done
+                write_png_map(job.prior_pngs[name], frame_size_map(prior, job.image, None))
             start = time.perf_counter()
             saved = frame_size_map(job.saliency, job.image, s.crf)
             if s.crf is not None:  # the resize beside the CRF is a fraction of a millisecond

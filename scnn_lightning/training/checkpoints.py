@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pickle
+import warnings
+import zipfile
 from pathlib import Path
 
 import torch
@@ -31,9 +34,21 @@ def read_checkpoint(path: str | Path, *, mmap: bool = False) -> dict:
     if not path.is_file():
         raise DataError(path, "checkpoint not found")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+        with warnings.catch_warnings():  # torch warns about foreign pickles before refusing them
+            warnings.simplefilter("ignore", UserWarning)
+            # only a zip archive (what torch.save writes) can be mapped; anything else gets torch's own verdict
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap and zipfile.is_zipfile(path))
     except Exception as exc:  # corrupt file, foreign pickle, …
-        raise DataError(path, f"not a readable checkpoint ({type(exc).__name__}: {exc})") from exc
+        raise DataError(path, f"not a readable torch checkpoint ({_load_failure(exc)})") from exc
+
+
+def _load_failure(exc: Exception) -> str:
+    """Why torch.load failed, in one line. Its weights-only refusal is a page of advice to load the file
+    unsafely, which does not apply: our checkpoints hold tensors and plain values only."""
+    if isinstance(exc, pickle.UnpicklingError):
+        return "torch.load finds no pickle of tensors and plain values in it"
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
 def checkpoint_stage(path: str | Path) -> str:
