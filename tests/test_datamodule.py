@@ -1,4 +1,4 @@
-"""The datamodule: merging sources, pairs, label kinds, budget, deterministic splits, paired augmentation."""
+"""The datamodule: merging sources, pairs, label kinds, budget, deterministic splits (augmentation: test_augment)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from scnn_lightning.data.datamodule import (LABEL_MANUAL, LABEL_NONE, LABEL_WEAK
                                             budget_keeps, split_train_val)
 from scnn_lightning.data.records import FrameRef, SequenceRef
 from scnn_lightning.data.synthetic import generate_clips
-from scnn_lightning.data.transforms import paired_augment, to_tensor_image, to_uint8_image
 from scnn_lightning.errors import DataError
 from scnn_lightning.weak.store import WeakLabelStore
 DUTS_IMAGES = 12
@@ -119,20 +118,6 @@ def test_weak_labels_join_the_training_set(clips, tmp_path):
     assert kind == LABEL_WEAK and np.array_equal(mask, label)
     other = unlabelled[1]
     assert dm.train_label(other[0], other[1], (40, 56)) == (None, LABEL_NONE)
-
-
-def test_paired_augmentation_is_identical_for_every_map():
-    rgb = np.zeros((40, 60, 3), np.uint8)
-    rgb[:, :30] = 255
-    sample = {"image": to_tensor_image(rgb), "mask": torch.from_numpy((rgb[..., 0] > 0).astype(np.float32))[None],
-              "pt": torch.from_numpy((rgb[..., 0] > 0).astype(np.float32))[None]}
-    for seed in range(6):
-        out = paired_augment(sample, (32, 48), np.random.default_rng(seed), flip=True, max_scale=1.3)
-        white = torch.from_numpy(to_uint8_image(out["image"])[..., 0] > 127)
-        assert out["mask"].shape == (1, 32, 48)
-        assert (white == (out["mask"][0] > 0.5)).float().mean() > 0.97
-        assert torch.allclose(out["pt"], out["mask"], atol=0.5)
-        assert set(out["mask"].unique().tolist()) <= {0.0, 1.0}
 
 
 def test_no_labelled_frame_is_a_clear_error(tmp_path):

@@ -36,10 +36,11 @@ import numpy as np
 import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, DistributedSampler, default_collate
 
+from scnn_lightning.data.augment import SampleAugment, build_augmenter
 from scnn_lightning.data.io import check_sequence_sizes, read_frame, read_mask
 from scnn_lightning.data.readers import load_index
 from scnn_lightning.data.records import SequenceRef
-from scnn_lightning.data.transforms import paired_augment, resize, to_tensor_image, to_tensor_map
+from scnn_lightning.data.transforms import resize, to_tensors
 from scnn_lightning.errors import DataError
 
 LABEL_NONE, LABEL_MANUAL, LABEL_WEAK = 0, 1, 2
@@ -231,11 +232,13 @@ def apply_label_budget(seq: SequenceRef, label_every: int | None) -> SequenceRef
 
 
 class FrameDataset(Dataset):
-    def __init__(self, entries: list[Entry], *, size: tuple[int, int], augment: dict | None,
-                 motion=None, labels=None, pairs: bool = True, tag: str | None = None, full_size: bool = False):
+    def __init__(self, entries: list[Entry], *, size: tuple[int, int], augment: SampleAugment | None = None,
+                 augment_key: tuple = (), motion=None, labels=None, pairs: bool = True, tag: str | None = None,
+                 full_size: bool = False):
         self.entries = entries
         self.size = tuple(size)
         self.augment = augment
+        self.augment_key = augment_key  # hashed with a frame's name into the seed of its augmentation
         self.motion = motion
         self.labels = labels  # callable (seq, index) -> (mask or None, kind)
         self.pairs = pairs
@@ -250,26 +253,27 @@ class FrameDataset(Dataset):
             return index
         return index + 1 if index + 1 < len(seq.frames) else index - 1
 
+    def augment_seed(self, entry: Entry) -> int:
+        """The same frame in the same epoch of the same run gets the same draw, whatever the workers or order."""
+        return int(_stable_fraction(*self.augment_key, *frame_key(entry)) * 2**53)
+
     def __getitem__(self, i: int) -> dict:
         seq, index = self.entries[i]
         frame = seq.frames[index]
         rgb = read_frame(frame)
         h, w = rgb.shape[:2]
         mask, kind = self.labels(seq, index, (h, w)) if self.labels else (None, LABEL_NONE)
-        sample = {"image": to_tensor_image(rgb)}
+        maps = {"image": rgb}
         if self.pairs:
             partner = self.partner_index(seq, index)
-            sample["next_image"] = to_tensor_image(read_frame(seq.frames[partner]) if partner != index else rgb)
-        sample["mask"] = to_tensor_map(mask if mask is not None else np.zeros((h, w), np.float32))
+            maps["next_image"] = read_frame(seq.frames[partner]) if partner != index else rgb
+        maps["mask"] = np.asarray(mask, np.float32) if mask is not None else np.zeros((h, w), np.float32)
         if self.motion is not None:
-            maps = self.motion.maps(seq, index)
-            sample["pt"] = to_tensor_map(maps.pt)
-            sample["flow_gray"] = to_tensor_map(maps.flow_gray)
-        if self.augment:
-            rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,))))
-            sample = paired_augment(sample, self.size, rng, **self.augment)
-        else:
-            sample = resize(sample, self.size)
+            motion = self.motion.maps(seq, index)
+            maps.update(pt=np.asarray(motion.pt, np.float32), flow_gray=np.asarray(motion.flow_gray, np.float32))
+        if self.augment is not None:
+            maps = self.augment(maps, seed=self.augment_seed((seq, index)))
+        sample = resize(to_tensors(maps), self.size)
         sample.update(
             has_next=seq.temporal and len(seq.frames) > 1,
             labelled=mask is not None,
@@ -317,6 +321,8 @@ class SaliencyDataModule(L.LightningDataModule):
     `motion` is a MotionProvider (or None for variants that use no motion cue). `mix_images` (sources like
     `train`) and `image_mix` add still images to every training epoch, `image_mix` of them per video frame of
     the epoch; `weak_share` is the share of the weak-labelled frames each epoch draws (`epoch_train_entries`).
+    `augment` (`data.augment`, augment.py) augments training frames only, each with a draw hashed from (seed,
+    epoch, frame).
     """
 
     def __init__(self, *, train: Sequence[Any] = (), val: Sequence[Any] = (), test: Sequence[Any] = (),
@@ -335,7 +341,7 @@ class SaliencyDataModule(L.LightningDataModule):
         if not 0.0 <= val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
         self.val_fraction = val_fraction
-        self.augment = dict(augment) if augment else None
+        self.augmenter = build_augmenter(augment, self.size)  # None: training frames are not augmented
         self.label_every = label_every
         self.motion = motion
         self.seed = seed
@@ -476,9 +482,11 @@ class SaliencyDataModule(L.LightningDataModule):
         return ", ".join(str(SourceSpec.parse(s).root) for s in self.train_specs)
 
     # -- loaders ----------------------------------------------------------------------------------
-    def dataset(self, entries: list[Entry], *, train: bool = False) -> FrameDataset:
-        return FrameDataset(entries, size=self.size, augment=self.augment if train else None,
-                            motion=self.motion, labels=self.train_label if train else self.eval_label)
+    def dataset(self, entries: list[Entry], *, train: bool = False, epoch: int = 0) -> FrameDataset:
+        """Training frames are augmented (`data.augment`), each frame with a draw of its own for each epoch."""
+        return FrameDataset(entries, size=self.size, augment=self.augmenter if train else None,
+                            augment_key=(self.seed, "augment", epoch), motion=self.motion,
+                            labels=self.train_label if train else self.eval_label)
 
     def loader(self, dataset: Dataset, *, shuffle: bool) -> DataLoader:
         return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers,
@@ -492,7 +500,7 @@ class SaliencyDataModule(L.LightningDataModule):
             raise DataError(self.train_sources_label(),
                             "no labelled training frame (check the sources, split and label budget)")
         self.log_epoch_draw(epoch)
-        return self.loader(self.dataset(entries, train=True), shuffle=True)
+        return self.loader(self.dataset(entries, train=True, epoch=epoch), shuffle=True)
 
     def log_epoch_draw(self, epoch: int) -> None:
         """One line per epoch on what the draws took, when there are draws (rank 0 only)."""
@@ -544,8 +552,8 @@ class SaliencyDataModule(L.LightningDataModule):
     def test_sets_dataset(self, *, labelled_only: bool) -> ConcatDataset:
         """The test sets' frames one set after another, each tagged with its set, at the network size and as read."""
         return ConcatDataset([FrameDataset(test_set.labelled if labelled_only else test_set.entries, size=self.size,
-                                           augment=None, motion=self.motion, labels=self.eval_label,
-                                           tag=test_set.name, full_size=True)
+                                           motion=self.motion, labels=self.eval_label, tag=test_set.name,
+                                           full_size=True)
                               for test_set in self.test_sets])
 
 
