@@ -1,10 +1,11 @@
 """Score stage-1 candidates on held-out data only, and report DAVIS val beside them (never used to choose).
 
     python -m ablations.stage1_screen runs/stage1/A runs/stage1/B --davis DATA/davis-2016-half \
-        --out ablations/results/davis/stage1/screen.json [--report-val]
+        --duts DATA/duts-tr-5k --out ablations/results/davis/stage1/screen.json [--report-val]
 
-A candidate is a finished `stage1_only=true` run. Its record holds its settings (the run's overrides), its DUTS
-validation curve (the run's own `stage1/val_curve.csv`: the 10 % of DUTS held out by hash), Ps alone on every
+A candidate is a finished `stage1_only=true` run. Its record holds its settings (the run's overrides), its own
+validation curve (`stage1/val_curve.csv`), Ps alone on the DUTS images that stage 1 holds out (`--duts`: 10 % by a
+hash of seed 0 and the name, as `data=davis` splits them; the same images for every candidate) and on every
 frame of the held-out DAVIS *train* sequences (`--val-sequences`: flamingo, surf, swing, which no stage trains
 on), scored as 8-bit maps at the stored frame size without the CRF (the project's evaluator, PySODMetrics
 conventions), its wall time, and with `--report-val` the same on DAVIS val. `choice` ranks by the mean of
@@ -22,6 +23,7 @@ import torch
 import yaml
 
 from ablations.temporal_prior import MAP_KEYS, davis_module, spatial_map
+from scnn_lightning.data.datamodule import SaliencyDataModule
 from scnn_lightning.data.io import read_frame, read_mask
 from scnn_lightning.errors import DataError
 from scnn_lightning.metrics.sod import SODMetrics, scalar_scores
@@ -43,7 +45,7 @@ def score_ps(entries, fcn, size: tuple[int, int]) -> dict:
         "frames": len(entries)}
 
 
-def candidate(run: Path, held_out, val, size: tuple[int, int]) -> dict:
+def candidate(run: Path, duts_val, held_out, val, size: tuple[int, int]) -> dict:
     """One run's record: settings, DUTS curve, held-out Ps, wall time (and DAVIS val when `val` is given)."""
     ckpt, curve, summary = run / "stage1" / "checkpoints" / "last.ckpt", run / "stage1" / "val_curve.csv", run / "stage1.json"
     for path in (ckpt, curve, summary):
@@ -53,9 +55,9 @@ def candidate(run: Path, held_out, val, size: tuple[int, int]) -> dict:
     fcn = load_fcn(ckpt).eval()
     rows = read_curve(curve)
     record = {"run": record_path(run), "overrides": [record_command([o]) for o in overrides],
-              "duts_val_curve": rows, "duts_val": {k: round(rows[-1][k], 4) for k in ("s_measure", "max_f", "mae")},
-              "train_seconds": json.loads(summary.read_text())["train_seconds"]}
+              "val_curve": rows, "train_seconds": json.loads(summary.read_text())["train_seconds"]}
     with torch.inference_mode():
+        record["duts_val"] = score_ps(duts_val, fcn, size)
         record["held_out_ps"] = score_ps(held_out, fcn, size)
         if val is not None:
             record["davis_val_ps_report_only"] = score_ps(val, fcn, size)
@@ -67,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", type=Path, help="finished stage1_only=true run folders")
     parser.add_argument("--davis", type=Path, required=True, help="DAVIS-2016 (official layout)")
+    parser.add_argument("--duts", type=Path, required=True, help="DUTS-TR (its held-out 10 %% is scored)")
     parser.add_argument("--val-sequences", nargs="+", default=["flamingo", "surf", "swing"])
     parser.add_argument("--size", nargs=2, type=int, default=[120, 216], help="network input (H W)")
     parser.add_argument("--report-val", action="store_true", help="also score DAVIS val (reported, never chosen on)")
@@ -79,8 +82,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.report_val:
             val_dm = davis_module(args.davis, "val", [], label_every=1)
             val = [e for e in val_dm.train_entries + val_dm.val_entries if e[0].frames[e[1]].labelled]
+        duts = SaliencyDataModule(train=[{"dataset": "duts", "root": str(args.duts)}], size=(16, 16), val_fraction=0.1,
+                                  seed=0)
+        duts.setup()
         size = tuple(args.size)
-        records = {record_path(run): candidate(run, held_out, val, size) for run in args.runs}
+        records = {record_path(run): candidate(run, duts.val_entries, held_out, val, size) for run in args.runs}
     except DataError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

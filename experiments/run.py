@@ -33,8 +33,7 @@ from omegaconf import DictConfig, OmegaConf
 from experiments.compare import build_report
 from experiments.console import hide_known_noise
 from experiments.resume import KILL_ENV, KillPoints, kill_point, resume_argv
-from scnn_lightning.data.datamodule import SaliencyDataModule, SourceSpec
-from scnn_lightning.data.readers import load_index
+from scnn_lightning.data.datamodule import SaliencyDataModule, SourceSpec, load_sequences
 from scnn_lightning.data.synthetic import ensure_clips
 from scnn_lightning.data.verify import verify_data
 from scnn_lightning.errors import DataError, report_failure, writable_folder
@@ -126,6 +125,7 @@ def module_kwargs(cfg: DictConfig, out: Path, stage: DictConfig) -> dict:
     m = cfg.model
     lr, weight_decay = stage.lr, stage.get("weight_decay")
     return dict(schedule=stage.get("schedule", "constant"), warmup_steps=int(stage.get("warmup_steps", 0)),
+                loss=stage.get("loss", "balanced"),
                 width=m.width, fc_channels=m.fc_channels, upsample=m.upsample, dropout=m.dropout,
                 fc6=m.get("fc6", DEFAULT_FC6), fcn2_init=m.get("fcn2_init", "copy"), optimizer=m.optimizer, lr=lr,
                 momentum=m.momentum, weight_decay=m.weight_decay if weight_decay is None else weight_decay,
@@ -139,6 +139,14 @@ def weak_loss_kwargs(cfg: DictConfig) -> dict:
     w = cfg.weak
     return dict(weak_target=w.get("target", "binary"), weak_ignore_band=float(w.get("ignore_band", 0.0)),
                 weak_weight=float(w.get("weight", 1.0)))
+
+
+def fcn1_kwargs(cfg: DictConfig) -> dict:
+    """How stage 2 treats FCN1 (`stage2.fcn1`, `fcn1_lr_scale`, `fcn1_loss_weight`; the paper's `train` at the
+    stage's rate when absent, so older saved configs still resume)."""
+    s = cfg.stage2
+    return dict(fcn1=s.get("fcn1", "train"), fcn1_lr_scale=float(s.get("fcn1_lr_scale", 1.0)),
+                fcn1_loss_weight=float(s.get("fcn1_loss_weight", 1.0)))
 
 
 def _plain(x) -> list:
@@ -173,6 +181,8 @@ def run_stage1(cfg: DictConfig, out: Path, resume: str | None) -> Path:
     module = ImageStageModule(**module_kwargs(cfg, out / "stage1", cfg.stage1))
     if cfg.model.backbone.pretrained and resume is None:
         module.init_from_imagenet(cfg.model.backbone.pretrained)
+    if cfg.stage1.get("init") and resume is None:
+        module.init_from_stage1(load_fcn(cfg.stage1.init))
     dm = datamodule(cfg, train=cfg.data.images)
     ckpt_dir = out / "stage1" / "checkpoints"
     trainer = build_trainer(cfg, out / "stage1", "stage1", ckpt_dir, stage=cfg.stage1)
@@ -278,7 +288,8 @@ def run(cfg: DictConfig) -> dict:
         write_json(out / "stage1.json", done)
         return done
     trained = tested_checkpoint(cfg, variant.code)
-    module = create_module(variant.code, **module_kwargs(cfg, out, cfg.stage2), **weak_loss_kwargs(cfg))
+    module = create_module(variant.code, **module_kwargs(cfg, out, cfg.stage2), **weak_loss_kwargs(cfg),
+                           **fcn1_kwargs(cfg))
     if resume_stage != "video" and trained is None:
         module.init_from_stage1(load_fcn(stage1_ckpt))
     dm = datamodule(cfg, train=cfg.data.videos, val=cfg.data.val, test=cfg.data.test, motion=motion, stage2=True)
@@ -315,6 +326,8 @@ def run(cfg: DictConfig) -> dict:
     metrics = {"variant": variant.code, "tag": cfg.tag, "protocol": cfg.protocol, "crf": bool(cfg.crf), "seed": cfg.seed,
                **scalar_scores(module.test_scores),
                "datasets": {name: scalar_scores(s) for name, s in module.test_set_scores.items()},
+               # each prior map alone, no CRF, every test frame pooled: a report of what the cascade sees
+               "priors": module.test_prior_scores,
                "checkpoint": record_path(trained or out / "checkpoints" / f"{tested['checkpoint']}.ckpt"),
                "tested": tested, "stage1_checkpoint": record_path(stage1_ckpt),
                "train_seconds": round(time.time() - started, 1), "environment": environment()}
@@ -375,12 +388,13 @@ def log_data_summary(cfg: DictConfig) -> None:
                                                   else f"; {cfg.data.get('val_fraction', 0.2)} of the videos are held out")
             log.info("data %s: none listed%s", split, held_out)
             continue
-        indexes = [load_index(spec.dataset, spec.root, spec.split) for spec in specs]
-        frames = [frame for index in indexes for frame in index.frames]
+        sequences = load_sequences(specs)  # as training reads them: label budgets and teacher maps applied
+        frames = [frame for seq in sequences for frame in seq.frames]
         sources = "; ".join(f"{spec.dataset} {spec.root}" + (f" [{spec.split}]" if spec.split else "")
                             for spec in specs)
-        log.info("data %s: %d sequences, %d frames, %d labelled (%s)", split,
-                 sum(len(index.sequences) for index in indexes), len(frames), sum(f.labelled for f in frames), sources)
+        taught = sum(f.teacher is not None for f in frames)
+        log.info("data %s: %d sequences, %d frames, %d labelled%s (%s)", split, len(sequences), len(frames),
+                 sum(f.labelled for f in frames), f", {taught} with a teacher's map" if taught else "", sources)
 
 
 def log_outputs(cfg: DictConfig, metrics: dict) -> None:

@@ -37,13 +37,13 @@ import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, DistributedSampler, default_collate
 
 from scnn_lightning.data.augment import SampleAugment, build_augmenter
-from scnn_lightning.data.io import check_sequence_sizes, read_frame, read_mask
+from scnn_lightning.data.io import check_sequence_sizes, find_map, read_frame, read_mask, read_soft_map
 from scnn_lightning.data.readers import load_index
-from scnn_lightning.data.records import SequenceRef
+from scnn_lightning.data.records import FrameRef, SequenceRef
 from scnn_lightning.data.transforms import resize, to_tensors
 from scnn_lightning.errors import DataError
 
-LABEL_NONE, LABEL_MANUAL, LABEL_WEAK = 0, 1, 2
+LABEL_NONE, LABEL_MANUAL, LABEL_WEAK, LABEL_TEACHER = 0, 1, 2, 3  # TEACHER: another model's map, a soft target
 Entry = tuple[SequenceRef, int]
 FULL_SIZE_KEYS = ("frame_full", "mask_full")
 log = logging.getLogger(__name__)
@@ -55,26 +55,55 @@ class SourceSpec:
     root: str
     split: str | None = None
     as_images: bool = False  # treat a video set's frames as still images (stage 1 on video data)
+    label_every: int | None = None  # with as_images: ground truth kept on every n-th frame of a sequence only
+    teacher: str | None = None  # with as_images: <teacher>/<sequence>/<frame>.{png,jpg}, another model's maps,
+    #                             the soft target of every frame without ground truth (distillation)
 
     @classmethod
     def parse(cls, spec: Any) -> "SourceSpec":
         if isinstance(spec, SourceSpec):
             return spec
         try:
-            return cls(**dict(spec))
+            parsed = cls(**dict(spec))
         except TypeError as exc:
-            raise ValueError(f"a data source needs keys dataset, root and optionally split; got {spec!r}") from exc
+            raise ValueError(f"a data source needs keys dataset, root and optionally split, as_images, label_every, "
+                             f"teacher; got {spec!r}") from exc
+        if (parsed.teacher or parsed.label_every) and not parsed.as_images:
+            raise ValueError(f"label_every and teacher belong to a source read as still images (as_images: true), "
+                             f"got {spec!r}")
+        return parsed
 
 
 def load_sequences(specs: Sequence[Any]) -> list[SequenceRef]:
-    """Index every source and check that each sequence has one frame size."""
+    """Index every source and check that each sequence has one frame size. A video source read as still images
+    keeps its ground truth within its `label_every` budget (counted on the video's own frames), and with a
+    `teacher` each other frame takes the teacher's map of it as its label."""
     sequences: list[SequenceRef] = []
     for spec in map(SourceSpec.parse, specs):
         index = load_index(spec.dataset, spec.root, spec.split)
         for seq in index.sequences:
             check_sequence_sizes(seq)
-            sequences.append(SequenceRef(seq.name, seq.frames, temporal=False) if spec.as_images else seq)
+            if spec.as_images:
+                seq = apply_label_budget(seq, spec.label_every)
+                frames = attach_teacher(seq, Path(spec.teacher)) if spec.teacher else seq.frames
+                seq = SequenceRef(seq.name, frames, temporal=False)
+            sequences.append(seq)
     return sequences
+
+
+def attach_teacher(seq: SequenceRef, teacher: Path) -> list[FrameRef]:
+    """`seq`'s frames, each frame without ground truth given its teacher map; a missing map is an error naming
+    where it was looked for (checked here, before any training)."""
+    frames = []
+    for frame in seq.frames:
+        if not frame.labelled:
+            found = find_map(teacher, seq.name, frame.name)
+            if found is None:
+                raise DataError(teacher / seq.name / f"{frame.name}.png",
+                                "no teacher map for this frame (looked for .png and .jpg)")
+            frame = replace(frame, teacher=found)
+        frames.append(frame)
+    return frames
 
 
 def name_of_test_set(dataset: str, split: str | None) -> str:
@@ -118,7 +147,8 @@ def split_train_val(sequences: list[SequenceRef], fraction: float, seed: int,
                     val_sequences: Sequence[str] | None = None) -> tuple[list[Entry], list[Entry]]:
     """Deterministic split: whole sequences for videos (no leakage between neighbouring frames),
     single frames for still-image sets. A lone video is split by frames. `val_sequences` names the held-out
-    videos instead of the seed's hash (the same for every seed); still images keep the hash of `fraction`."""
+    videos instead of the seed's hash (the same for every seed); still images keep the hash of `fraction`, but a
+    named video read as still images is left out of both (stage 1 on video frames never sees a held-out one)."""
     train: list[Entry] = []
     val: list[Entry] = []
     videos = [s for s in sequences if s.temporal]
@@ -128,6 +158,8 @@ def split_train_val(sequences: list[SequenceRef], fraction: float, seed: int,
         raise ValueError(f"data.val_sequences names videos the training sources do not hold: {', '.join(missing)} "
                          f"(they hold {', '.join(sorted(s.name for s in videos)[:8])}, ...)")
     for seq in sequences:
+        if not seq.temporal and seq.name in named:
+            continue  # a held-out video read as still images (stage 1 on video frames): no stage may train on it
         by_frame = not seq.temporal or len(videos) < 2
         for i, frame in enumerate(seq.frames):
             if named and seq.temporal:
@@ -406,6 +438,8 @@ class SaliencyDataModule(L.LightningDataModule):
     def train_label(self, seq: SequenceRef, index: int, shape: tuple[int, int]):
         if self.manual_label(seq, index):
             return read_mask(seq.frames[index], shape), LABEL_MANUAL
+        if seq.frames[index].teacher is not None:
+            return read_soft_map(seq.frames[index].teacher, shape), LABEL_TEACHER
         key = (seq.name, seq.frames[index].name)
         if key in self.weak_frames:
             # The weak label with its confidence (>= 0.5 foreground): the loss decides how much of it to use.
@@ -447,7 +481,7 @@ class SaliencyDataModule(L.LightningDataModule):
         """Frames that carry a label this epoch (manual and not held out, or weak from the current round): every
         frame an epoch may train on. `epoch_train_entries` is what one epoch does train on."""
         return [e for e in self.train_entries if (frame_key(e) not in self.fusion_holdout and self.manual_label(*e))
-                or frame_key(e) in self.weak_frames]
+                or frame_key(e) in self.weak_frames or e[0].frames[e[1]].teacher is not None]
 
     def active_by_label(self) -> tuple[list[Entry], list[Entry]]:
         """The active training frames split into those with a manual label and those with a weak one."""
