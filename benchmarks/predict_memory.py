@@ -16,23 +16,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 
+from benchmarks.measured_run import ROOT, run_measured
 from scnn_lightning.data.synthetic import render_frame, sample_scene
 from scnn_lightning.inference.checkpoint import save_inference_checkpoint
 from scnn_lightning.motion.classifier import RegionClassifier
 from scnn_lightning.predict import parse_size
 from scnn_lightning.training.module import MODULES
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def synthetic_video(path: Path, frames: int, size: tuple[int, int], seed: int = 0) -> Path:
@@ -61,16 +58,8 @@ def run_predict(args: list[str], threads: int | None) -> tuple[dict, float, floa
     if threads is not None:
         env["OMP_NUM_THREADS"] = str(threads)
     out = Path(args[args.index("--out") + 1])
-    start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "scnn_lightning.predict", *args, "--no-progress"], env=env,
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise RuntimeError(f"predict failed ({proc.returncode}): {proc.stderr.read().decode()[-2000:]}")
-    proc.stderr.close()
-    return json.loads((out / "timings.json").read_text()), usage.ru_maxrss / 1024, wall  # Linux: KiB
+    run = run_measured([sys.executable, "-m", "scnn_lightning.predict", *args, "--no-progress"], env, "predict")
+    return json.loads((out / "timings.json").read_text()), run.peak_rss_mib, run.wall_s
 
 
 def memory(opts, work: Path) -> dict:
