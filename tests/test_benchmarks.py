@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks import augment_speed, eval_throughput, predict_memory, prior_parity, prior_profile, refresh_scale
-from benchmarks import runtime, weak_vs_na
+from benchmarks import eval_throughput, predict_memory, prior_parity, prior_profile, refresh_scale, runtime
+from benchmarks import weak_vs_na
 from benchmarks.measured_run import run_measured
 from scnn_lightning.data.readers import load_index
 from scnn_lightning.motion.temporal_prior import PRIOR_STEPS
@@ -45,6 +45,9 @@ def test_every_benchmark_module_is_run_by_a_test():
 
 
 def test_augment_speed_times_both_pipelines_and_checks_the_mask_stays_aligned(tmp_path):
+    pytest.importorskip("kornia", reason="benchmarks.augment_speed needs the bench extra (kornia)")
+    from benchmarks import augment_speed
+
     out = tmp_path / "augment.json"
     assert augment_speed.main(["--batch-size", "2", "--batches", "1", "--warmup", "0", "--out", str(out)]) == 0
     result = json.loads(out.read_text())
