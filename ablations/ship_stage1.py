@@ -1,10 +1,12 @@
 """Ship a finished stage-1 run as the study's one shared stage 1 (`data=davis` starts every run from it).
 
-    python -m ablations.ship_stage1 runs/stage1-duts [--weights scnn_lightning/weights]
+    python -m ablations.ship_stage1 runs/stage1-duts [--weights scnn_lightning/weights] [--screen SCREEN.json ...]
 
 Writes `WEIGHTS/stage1-duts.ckpt` (the stage-1 FCN with only what inference and stage 2 read: the averaged
-weights when the run used EMA, as validated) and `WEIGHTS/stage1-duts.json`: the settings, the per-epoch DUTS
-validation curve, where it peaked, the licence, the machine, and the command that trains it again.
+weights when the run used EMA, as validated) and `WEIGHTS/stage1-duts.json`: the settings, its training data, what
+it started from, the per-epoch validation curve, where it peaked, the licence, the machine, the command that
+trains it again and, with `--screen`, every candidate of the search that chose it (`ablations.stage1_screen`
+records: settings, curves, held-out scores, DAVIS val report-only, wall time).
 """
 
 from __future__ import annotations
@@ -31,12 +33,29 @@ RETRAIN = ("python -m experiments.run data=davis weak=davis stage1_only=true see
            "data.root.duts=DATA/duts-tr-5k data.root.saliency=DATA/saliency-maps/davis-2016-half")
 
 
-def ship_stage1(run: Path, weights: Path) -> dict:
+def training_data(cfg) -> list[str]:
+    """The stage's image sources in words (a teacher's maps and a label budget named)."""
+    described = []
+    for spec in OmegaConf.to_container(cfg.data.images, resolve=True):
+        text = f"{spec['dataset']} {record_path(spec['root'])}" + (f" [{spec['split']}]" if spec.get("split") else "")
+        if spec.get("label_every"):
+            text += f", ground truth on every {spec['label_every']}th frame"
+        if spec.get("teacher"):
+            text += f", the other frames learn the soft maps of {record_path(spec['teacher'])}"
+        described.append(text)
+    held = cfg.data.get("val_sequences")
+    return described + ([f"never the held-out sequences {', '.join(held)}"] if held else [])
+
+
+def ship_stage1(run: Path, weights: Path, screens: list[Path] = ()) -> dict:
     ckpt, curve_file, summary = (run / "stage1" / "checkpoints" / "last.ckpt", run / "stage1" / "val_curve.csv",
                                  run / "stage1.json")
     for path in (ckpt, curve_file, summary):
         if not path.is_file():
             raise DataError(path, "missing: ship a finished stage-1 run (stage1_only=true)")
+    for screen in screens:
+        if not Path(screen).is_file():
+            raise DataError(screen, "missing: --screen names an ablations.stage1_screen record")
     loaded = load_checkpoint(ckpt)
     if loaded.code != "image":
         raise DataError(ckpt, f"holds a {loaded.code} model, not a stage-1 FCN")
@@ -45,12 +64,17 @@ def ship_stage1(run: Path, weights: Path) -> dict:
     curve = read_curve(curve_file)
     peak = max(curve, key=lambda row: row["s_measure"])
     done = json.loads(summary.read_text())
+    init = cfg.stage1.get("init")
+    overrides = run / ".hydra" / "overrides.yaml"
     card = {
         "checkpoint": shipped.name, "checkpoint_mb": round(shipped.stat().st_size / 2**20, 2),
-        "from_scratch": True,  # no ImageNet weights are reachable here: every layer starts random
-        "data": f"DUTS-TR ({Path(cfg.data.root.duts).name}), but for the {cfg.data.val_fraction} share held out "
-                f"for validation by a hash of (seed {cfg.seed}, image name)",
+        # no ImageNet weights are reachable here: a run starts random, or from an earlier stage 1 (`stage1.init`)
+        "from_scratch": not init and not cfg.model.backbone.pretrained,
+        "init": record_path(init) if init else None,
+        "data": training_data(cfg) + [f"{cfg.data.val_fraction} of the still images held out for validation by a "
+                                      f"hash of (seed {cfg.seed}, name)"],
         "settings": {"size": list(cfg.data.size), "width": cfg.model.width, "fc_channels": cfg.model.fc_channels,
+                     "loss": cfg.stage1.get("loss", "balanced"),
                      "batch_size": cfg.data.batch_size, "optimizer": cfg.model.optimizer, "lr": cfg.stage1.lr,
                      "weight_decay": cfg.stage1.weight_decay or cfg.model.weight_decay,
                      "schedule": cfg.stage1.schedule, "warmup_steps": cfg.stage1.warmup_steps,
@@ -62,8 +86,13 @@ def ship_stage1(run: Path, weights: Path) -> dict:
         "last_val_s_measure": curve[-1]["s_measure"],
         "train_seconds": done.get("train_seconds"), "environment": done.get("environment"),
         "licence": LICENCE,
-        "commands": {"retrain": RETRAIN, "ship": record_command(["python", "-m", "ablations.ship_stage1", str(run)])},
+        "commands": {"retrain": (record_command(["python", "-m", "experiments.run",
+                                                 *OmegaConf.to_container(OmegaConf.load(overrides))])
+                                 if overrides.is_file() else RETRAIN),
+                     "ship": record_command(["python", "-m", "ablations.ship_stage1", str(run),
+                                             *(w for screen in screens for w in ("--screen", str(screen)))])},
         "source_run": record_path(run),
+        "search": [json.loads(Path(screen).read_text()) for screen in screens],
     }
     write_json(weights / f"{NAME}.json", card)
     return card
@@ -73,9 +102,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", type=Path, help="a finished stage-1 run (python -m experiments.run stage1_only=true)")
     parser.add_argument("--weights", type=Path, default=Path(__file__).resolve().parents[1] / "scnn_lightning" / "weights")
+    parser.add_argument("--screen", type=Path, action="append", default=[],
+                        help="an ablations.stage1_screen record of the search that chose this run (repeatable)")
     args = parser.parse_args(argv)
     try:
-        card = ship_stage1(args.run, args.weights)
+        card = ship_stage1(args.run, args.weights, args.screen)
     except DataError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -51,7 +51,8 @@ def candidate(run: Path, duts_val, held_out, val, size: tuple[int, int]) -> dict
     for path in (ckpt, curve, summary):
         if not path.is_file():
             raise DataError(path, "missing: screen finished stage-1 runs (stage1_only=true)")
-    overrides = yaml.safe_load((run / ".hydra" / "overrides.yaml").read_text())
+    overrides_file = run / ".hydra" / "overrides.yaml"  # Hydra writes it; a run composed in code has none
+    overrides = yaml.safe_load(overrides_file.read_text()) if overrides_file.is_file() else []
     fcn = load_fcn(ckpt).eval()
     rows = read_curve(curve)
     record = {"run": record_path(run), "overrides": [record_command([o]) for o in overrides],

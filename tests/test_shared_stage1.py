@@ -12,6 +12,8 @@ import pytest
 from omegaconf import OmegaConf
 
 from ablations.ship_stage1 import ship_stage1
+from ablations.stage1_screen import main as stage1_screen_main
+from scnn_lightning.data.readers import load_index
 from ablations.temporal_prior import main as temporal_prior_main
 from ablations.temporal_prior import region_auc
 from experiments.run import run
@@ -53,6 +55,22 @@ def test_a_stage1_run_ships_with_its_curve_and_the_averaged_weights(stage1_run, 
     assert all((a == b).all() for a, b in zip(shipped.state_dict().values(), trained.state_dict().values()))
     with pytest.raises(DataError, match="last.ckpt: missing"):
         ship_stage1(tmp_path / "nothing", tmp_path)
+
+
+def test_the_stage1_screen_scores_held_out_data_and_the_ship_records_the_search(stage1_run, tiny_layouts, tmp_path):
+    held = load_index("davis", tiny_layouts["davis"], "train").sequences[0]
+    screen = tmp_path / "screen.json"
+    code = stage1_screen_main([str(stage1_run), "--davis", str(tiny_layouts["davis"]), "--duts", str(tiny_layouts["duts"]),
+                               "--val-sequences", held.name, "--size", "32", "48", "--report-val", "--out", str(screen)])
+    record = json.loads(screen.read_text())
+    only = record["candidates"][record["choice"]]
+    assert code == 0 and record["ranking"] == [record["choice"]] and record["held_out_sequences"] == [held.name]
+    assert only["held_out_ps"]["frames"] == len(held.frames) and only["duts_val"]["frames"] >= 1
+    assert only["davis_val_ps_report_only"]["frames"] == 5  # the one val clip, reported beside, never chosen on
+    assert only["choice_score"] == pytest.approx((only["duts_val"]["s_measure"] + only["held_out_ps"]["s_measure"]) / 2,
+                                                 abs=1e-4)
+    card = ship_stage1(stage1_run, tmp_path, [screen])
+    assert card["search"][0]["choice"] == record["choice"] and card["from_scratch"] and card["settings"]["loss"]
 
 
 def test_the_classifier_is_chosen_on_held_out_train_sequences_and_the_maps_are_scored(stage1_run, tmp_path):
