@@ -16,6 +16,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import InterpolationToMissingValueError
 
+from ablations.fcn1_levers import main as fcn1_levers_main
 from ablations.launch import command
 from ablations.ship import select_run, ship, validation_score
 from experiments.run import datamodule, run
@@ -239,3 +240,20 @@ def test_the_launcher_continues_an_unfinished_run_from_its_last_checkpoint(tmp_p
         ckpt.write_bytes(b"")
         assert f"ckpt_path={ckpt}" in command(run_dir, job)  # the later stage wins
     assert command(run_dir, job)[3:5] == job
+
+
+def test_the_fcn1_lever_table_scores_fcn1_against_stage1_on_held_out_sequences(tiny_scnn_run, tiny_layouts, tmp_path):
+    run_dir, _ = tiny_scnn_run
+    held = load_index("davis", tiny_layouts["davis"], "train").sequences[0]
+    out = tmp_path / "fcn1"
+    code = fcn1_levers_main([str(run_dir), "--stage1", str(run_dir / "stage1" / "checkpoints" / "last.ckpt"),
+                             "--davis", str(tiny_layouts["davis"]), "--val-sequences", held.name, "--size", "32", "48",
+                             "--out", str(out)])
+    record = json.loads(out.with_suffix(".json").read_text())
+    [row] = record["rows"]
+    assert code == 0 and row["fcn1"] == "train" and row["variant"] == "SCNN"
+    assert row["held_out_fcn1_ps"]["frames"] == len(held.frames) == record["stage1_held_out_ps"]["frames"]
+    assert row["fcn1_still_a_prior"] == (row["held_out_fcn1_ps"]["s_measure"]
+                                         >= record["stage1_held_out_ps"]["s_measure"] - record["ps_margin"])
+    assert set(row["davis_val_priors_report_only"]) == {"ps", "pt", "p"}
+    assert "| SCNN | train |" in out.with_suffix(".md").read_text()
