@@ -27,10 +27,20 @@ from scnn_lightning.utils import write_json
 NAME = "stage1-duts"
 LICENCE = ("Trained on DUTS-TR images and masks (DUTS, Wang et al., CVPR 2017; released for non-commercial "
            "research use): for non-commercial research use only.")
+TEACHER_LICENCE = (" Its teacher's maps are CSNet's (Gao et al., ECCV 2020; weights CC BY-NC-SA 4.0) on DAVIS frames "
+                   "(CC BY-NC 4.0): non-commercial research use.")
 RETRAIN = ("python -m experiments.run data=davis weak=davis stage1_only=true seed=0 stage1.ckpt=null "
            "motion.classifier=null stage1.schedule=cosine stage1.warmup_steps=500 stage1.ema_decay=0.999 "
            "stage1.max_epochs=20 hydra.run.dir=runs/stage1-duts data.root.davis=DATA/davis-2016-half "
            "data.root.duts=DATA/duts-tr-5k data.root.saliency=DATA/saliency-maps/davis-2016-half")
+
+
+def previous_card(weights: Path, init) -> dict | None:
+    """The card of the shipped stage 1 when `init` is that very file (about to be replaced), without its search."""
+    card = weights / f"{NAME}.json"
+    if not init or not card.is_file() or Path(init).resolve() != (weights / f"{NAME}.ckpt").resolve():
+        return None
+    return {k: v for k, v in json.loads(card.read_text()).items() if k != "search"}
 
 
 def training_data(cfg) -> list[str]:
@@ -59,18 +69,21 @@ def ship_stage1(run: Path, weights: Path, screens: list[Path] = ()) -> dict:
     loaded = load_checkpoint(ckpt)
     if loaded.code != "image":
         raise DataError(ckpt, f"holds a {loaded.code} model, not a stage-1 FCN")
-    shipped = save_inference_checkpoint(loaded.module, weights / f"{NAME}.ckpt")
     cfg = OmegaConf.load(run / ".hydra" / "config.yaml")
     curve = read_curve(curve_file)
     peak = max(curve, key=lambda row: row["s_measure"])
     done = json.loads(summary.read_text())
     init = cfg.stage1.get("init")
     overrides = run / ".hydra" / "overrides.yaml"
+    previous = previous_card(weights, init)
+    shipped = save_inference_checkpoint(loaded.module, weights / f"{NAME}.ckpt")
     card = {
         "checkpoint": shipped.name, "checkpoint_mb": round(shipped.stat().st_size / 2**20, 2),
         # no ImageNet weights are reachable here: a run starts random, or from an earlier stage 1 (`stage1.init`)
         "from_scratch": not init and not cfg.model.backbone.pretrained,
         "init": record_path(init) if init else None,
+        # fine-tuned from the stage 1 this one replaces: its card (how it was trained) is kept, since its file is not
+        "init_card": previous,
         "data": training_data(cfg) + [f"{cfg.data.val_fraction} of the still images held out for validation by a "
                                       f"hash of (seed {cfg.seed}, name)"],
         "settings": {"size": list(cfg.data.size), "width": cfg.model.width, "fc_channels": cfg.model.fc_channels,
@@ -85,7 +98,7 @@ def ship_stage1(run: Path, weights: Path, screens: list[Path] = ()) -> dict:
         "best_epoch": peak["epoch"], "best_val_s_measure": peak["s_measure"],
         "last_val_s_measure": curve[-1]["s_measure"],
         "train_seconds": done.get("train_seconds"), "environment": done.get("environment"),
-        "licence": LICENCE,
+        "licence": LICENCE + (TEACHER_LICENCE if any(spec.get("teacher") for spec in cfg.data.images) else ""),
         "commands": {"retrain": (record_command(["python", "-m", "experiments.run",
                                                  *OmegaConf.to_container(OmegaConf.load(overrides))])
                                  if overrides.is_file() else RETRAIN),

@@ -4,6 +4,7 @@ validated on held-out train sequences (ablations.ship_stage1, ablations.temporal
 from __future__ import annotations
 
 import json
+import shutil
 from itertools import product
 from pathlib import Path
 
@@ -13,10 +14,10 @@ from omegaconf import OmegaConf
 
 from ablations.ship_stage1 import ship_stage1
 from ablations.stage1_screen import main as stage1_screen_main
-from scnn_lightning.data.readers import load_index
 from ablations.temporal_prior import main as temporal_prior_main
 from ablations.temporal_prior import region_auc
 from experiments.run import run
+from scnn_lightning.data.readers import load_index
 from scnn_lightning.errors import DataError
 from scnn_lightning.training.checkpoints import load_fcn
 from tests.davis_fixture import tiny_davis
@@ -91,3 +92,14 @@ def test_the_classifier_is_chosen_on_held_out_train_sequences_and_the_maps_are_s
         for name in ("Pt", "Ps", "P"):
             scores = record["maps_alone"][where][name]
             assert scores["frames"] == frames and 0.0 <= scores["mae"] <= 1.0 and 0.0 <= scores["s_measure"] <= 1.0
+
+
+def test_a_stage1_fine_tuned_from_the_shipped_one_keeps_its_card(stage1_run, tmp_path):
+    ship_stage1(stage1_run, tmp_path)  # the shipped stage 1 that the next one starts from
+    tuned = tmp_path / "tuned"
+    shutil.copytree(stage1_run, tuned)
+    cfg = OmegaConf.load(tuned / ".hydra" / "config.yaml")
+    cfg.stage1.init = str(tmp_path / "stage1-duts.ckpt")
+    OmegaConf.save(cfg, tuned / ".hydra" / "config.yaml")
+    card = ship_stage1(tuned, tmp_path)
+    assert not card["from_scratch"] and card["init_card"]["source_run"] == str(stage1_run)
