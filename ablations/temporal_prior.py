@@ -32,7 +32,7 @@ from scnn_lightning.metrics.sod import SODMetrics, scalar_scores
 from scnn_lightning.motion.classifier import RegionClassifier, collect_regions, fit_mlp, index_of_entries
 from scnn_lightning.motion.provider import MotionProvider
 from scnn_lightning.motion.regions import DEFAULT_DEPTH, RegionFeatureExtractor
-from scnn_lightning.record_paths import record_command
+from scnn_lightning.record_paths import record_command, record_path
 from scnn_lightning.training.checkpoints import load_fcn, read_checkpoint
 from scnn_lightning.training.records import environment
 from scnn_lightning.utils import write_json
@@ -121,6 +121,35 @@ def davis_module(davis: Path, split: str, val_sequences: list[str], label_every:
     return dm
 
 
+def maps_alone(args, train: SaliencyDataModule) -> dict:
+    """Pt of the classifier at `args.out`, Ps of `args.stage1` and P scored alone on the held-out train sequences
+    (and DAVIS val with `--report-val`)."""
+    provider = MotionProvider(flow="dis", prior="superpixel", classifier=args.out, cache_dir=args.cache)
+    stage1 = load_fcn(args.stage1).eval()
+    maps = {"held_out_train": score_maps(train.labelled_val_entries(), provider, stage1, tuple(args.size))}
+    if args.report_val:
+        val = davis_module(args.davis, "val", [], None)
+        maps["davis_val_report_only"] = score_maps(val.train_entries, provider, stage1, tuple(args.size))
+    return maps
+
+
+def maps_only(args, argv: list[str] | None, started: float) -> int:
+    """`--maps-only RECORD`: the maps-alone table of an existing classifier beside another stage 1."""
+    try:
+        if not args.out.is_file():
+            raise DataError(args.out, "missing: --maps-only scores an existing classifier")
+        maps = maps_alone(args, davis_module(args.davis, "train", args.val_sequences, args.label_every))
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    write_json(args.maps_only, {
+        "command": record_command(["python", "-m", "ablations.temporal_prior", *(argv or sys.argv[1:])]),
+        "classifier": record_path(args.out), "stage1": record_path(args.stage1), "maps_alone": maps,
+        "seconds": round(time.time() - started, 1), "environment": environment()})
+    print(f"wrote {args.maps_only}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m ablations.temporal_prior", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -135,8 +164,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache", type=Path, default=Path(".cache/scnn"), help="motion cache (the study's default)")
     p.add_argument("--report-val", action="store_true", help="also score the maps on DAVIS val (report only)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--maps-only", type=Path, metavar="RECORD",
+                   help="train nothing: score the maps alone of the classifier at --out (it carries its own trunk, "
+                        "so it serves any stage 1) with --stage1's Ps, and write RECORD")
     args = p.parse_args(argv)
     started = time.time()
+    if args.maps_only:
+        return maps_only(args, argv, started)
     try:
         train = davis_module(args.davis, "train", args.val_sequences, args.label_every)
         backbone = load_fcn(args.stage1).backbone
@@ -145,12 +179,7 @@ def main(argv: list[str] | None = None) -> int:
                                               epochs=args.epochs, balances=args.balance, seed=args.seed)
         chosen, classifier = max(candidates, key=lambda c: c[0]["held_out"]["auc"])
         classifier.save(args.out)
-        provider = MotionProvider(flow="dis", prior="superpixel", classifier=args.out, cache_dir=args.cache)
-        stage1 = load_fcn(args.stage1).eval()
-        maps = {"held_out_train": score_maps(train.labelled_val_entries(), provider, stage1, tuple(args.size))}
-        if args.report_val:
-            val = davis_module(args.davis, "val", [], None)
-            maps["davis_val_report_only"] = score_maps(val.train_entries, provider, stage1, tuple(args.size))
+        maps = maps_alone(args, train)
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -92,6 +92,16 @@ def test_the_classifier_is_chosen_on_held_out_train_sequences_and_the_maps_are_s
         for name in ("Pt", "Ps", "P"):
             scores = record["maps_alone"][where][name]
             assert scores["frames"] == frames and 0.0 <= scores["mae"] <= 1.0 and 0.0 <= scores["s_measure"] <= 1.0
+    # --maps-only: the same classifier beside a stage 1 gives the same table, and trains nothing
+    again = tmp_path / "maps.json"
+    trained_at = out.stat().st_mtime_ns
+    assert temporal_prior_main(["--davis", str(davis), "--stage1", str(stage1_run / "stage1" / "checkpoints" / "last.ckpt"),
+                                "--out", str(out), "--val-sequences", "syn0003", "--label-every", "2", "--size", "32",
+                                "48", "--cache", str(tmp_path / "cache"), "--maps-only", str(again)]) == 0
+    assert json.loads(again.read_text())["maps_alone"]["held_out_train"] == record["maps_alone"]["held_out_train"]
+    assert out.stat().st_mtime_ns == trained_at
+    assert temporal_prior_main(["--davis", str(davis), "--stage1", str(out), "--out", str(tmp_path / "none.pt"),
+                                "--maps-only", str(again)]) == 2
 
 
 def test_a_stage1_fine_tuned_from_the_shipped_one_keeps_its_card(stage1_run, tmp_path):
